@@ -1,0 +1,1 @@
+"""hvpatch.adapters.feeds."""

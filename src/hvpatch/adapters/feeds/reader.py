@@ -1,0 +1,479 @@
+"""Safe reading of feed files: plain, zip or gzip, with limits against hostile archives.
+
+Feeds come from the network or from whoever copied them, so nothing here trusts a size that a
+header states. :func:`open_feed` yields a binary stream that stops with :class:`FeedError` as soon
+as more than ``max_bytes`` come out of it, or as soon as the bytes out exceed ``max_ratio`` times
+the compressed bytes read (past ``ratio_floor_bytes``): a zip bomb fails fast instead of filling
+memory or disk. :func:`read_capped` reads a whole small document under a cap, and
+:class:`JsonArraySplitter` streams the records of a large JSON feed one by one (see its
+docstring for how it stays both exact and fast).
+
+Every failure is a :class:`FeedError` that names the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from hvpatch.errors import FeedError
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_GZIP_MAGIC = b"\x1f\x8b"
+# What zipfile, gzip and zlib raise on damaged or unsupported archives (RuntimeError: encrypted
+# member; NotImplementedError: unsupported compression method; EOFError: truncated stream).
+_ARCHIVE_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedLimits:
+    """Limits applied while reading a feed file.
+
+    ``max_bytes`` caps the decompressed size (and a plain file's size); ``max_members`` caps the
+    entries of a zip; a decompression ratio above ``max_ratio`` is refused once more than
+    ``ratio_floor_bytes`` came out (small, highly compressible files stay legal).
+    """
+
+    max_bytes: int = 4 * GiB
+    max_members: int = 16
+    max_ratio: float = 200.0
+    ratio_floor_bytes: int = 64 * MiB
+
+
+DEFAULT_LIMITS = FeedLimits()
+
+
+def feed_name(source: str | os.PathLike[str]) -> str:
+    """The name used for a file in error messages (its path as given, never resolved)."""
+    return os.fspath(source)
+
+
+class _CappedReader(io.RawIOBase):
+    """A read-only raw stream that enforces the byte and ratio limits on what it passes on."""
+
+    def __init__(
+        self,
+        inner: BinaryIO,
+        name: str,
+        limits: FeedLimits,
+        compressed_pos: Callable[[], int] | None,
+    ) -> None:
+        super().__init__()
+        self._inner = inner
+        self._name = name
+        self._limits = limits
+        self._compressed_pos = compressed_pos
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        # Ask for at most one byte beyond the cap: enough to know the cap is exceeded.
+        want = min(len(view), self._limits.max_bytes - self._count + 1)
+        try:
+            data = self._inner.read(want)
+        except _ARCHIVE_ERRORS as exc:
+            raise FeedError(f"{self._name}: cannot read: {exc}") from exc
+        n = len(data)
+        view[:n] = data
+        self._count += n
+        self._check()
+        return n
+
+    def _check(self) -> None:
+        limits = self._limits
+        if self._count > limits.max_bytes:
+            raise FeedError(
+                f"{self._name}: more than {limits.max_bytes} bytes after decompression; "
+                "refused (size limit)"
+            )
+        if self._compressed_pos is None or self._count <= limits.ratio_floor_bytes:
+            return
+        packed = max(self._compressed_pos(), 1)
+        if self._count / packed > limits.max_ratio:
+            raise FeedError(
+                f"{self._name}: decompression ratio above {limits.max_ratio:g} "
+                f"({self._count} bytes from {packed}); refused as a likely zip bomb"
+            )
+
+
+def _pick_zip_member(archive: zipfile.ZipFile, name: str, limits: FeedLimits) -> zipfile.ZipInfo:
+    infos = archive.infolist()
+    if len(infos) > limits.max_members:
+        raise FeedError(f"{name}: zip has {len(infos)} entries, more than {limits.max_members}")
+    files = [i for i in infos if not i.is_dir()]
+    if len(files) == 1:
+        member = files[0]
+    else:
+        json_members = [i for i in files if i.filename.lower().endswith(".json")]
+        if len(json_members) != 1:
+            raise FeedError(
+                f"{name}: zip must hold one file or exactly one .json file, "
+                f"found {[i.filename for i in files]}"
+            )
+        member = json_members[0]
+    if member.file_size > limits.max_bytes:
+        raise FeedError(
+            f"{name}: zip member {member.filename!r} declares {member.file_size} bytes, "
+            f"more than the limit {limits.max_bytes}"
+        )
+    if (
+        member.file_size > limits.ratio_floor_bytes
+        and member.file_size > limits.max_ratio * max(member.compress_size, 1)
+    ):
+        raise FeedError(
+            f"{name}: zip member {member.filename!r} declares a compression ratio above "
+            f"{limits.max_ratio:g}; refused as a likely zip bomb"
+        )
+    return member
+
+
+@contextmanager
+def open_feed(
+    path: str | os.PathLike[str], limits: FeedLimits = DEFAULT_LIMITS
+) -> Iterator[BinaryIO]:
+    """Open a feed file as a binary stream, decompressing zip and gzip transparently.
+
+    The format is recognised by its magic bytes (so ``.json.zip``, ``.json.gz`` and plain
+    ``.json``/``.csv`` all work whatever their name). A zip must hold a single file or exactly one
+    ``.json`` member. Raises :class:`FeedError` naming the file on any problem, including limits
+    exceeded part-way through reading.
+    """
+    name = feed_name(path)
+    with ExitStack() as stack:
+        try:
+            raw = stack.enter_context(Path(path).open("rb"))
+            magic = raw.read(4)
+            raw.seek(0)
+            inner: BinaryIO
+            compressed_pos: Callable[[], int] | None
+            if magic.startswith(_ZIP_MAGIC):
+                archive = stack.enter_context(zipfile.ZipFile(raw))
+                member = _pick_zip_member(archive, name, limits)
+                inner = stack.enter_context(archive.open(member))
+                start = member.header_offset
+                compressed_pos = lambda: raw.tell() - start  # noqa: E731
+            elif magic.startswith(_GZIP_MAGIC):
+                inner = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+                compressed_pos = raw.tell
+            else:
+                inner = raw
+                compressed_pos = None
+        except _ARCHIVE_ERRORS as exc:
+            raise FeedError(f"{name}: cannot open: {exc}") from exc
+        capped = _CappedReader(inner, name, limits, compressed_pos)
+        yield io.BufferedReader(capped, buffer_size=256 * 1024)  # type: ignore[misc]
+
+
+def read_capped(stream: BinaryIO, name: str, max_bytes: int) -> bytes:
+    """Read a whole stream, failing with :class:`FeedError` if it holds more than ``max_bytes``."""
+    try:
+        data = stream.read(max_bytes + 1)
+    except _ARCHIVE_ERRORS as exc:
+        raise FeedError(f"{name}: cannot read: {exc}") from exc
+    if len(data) > max_bytes:
+        raise FeedError(f"{name}: document larger than {max_bytes} bytes; refused")
+    return data
+
+
+# --- streaming the records of a JSON envelope --------------------------------------------------
+
+_WS = frozenset(b" \t\r\n")
+_COMMA, _QUOTE, _BACKSLASH = ord(","), ord('"'), ord("\\")
+_OPENERS = frozenset(b"{[")
+_STRUCTURAL = re.compile(rb'[\[\]{}"]')
+_FIRST_KEY = re.compile(rb'\{\s*"([A-Za-z0-9_]{1,64})"\s*:')
+_RECORD_ID = re.compile(rb'"(?:id|ID)"\s*:\s*"([^"\\]{1,64})"')
+
+
+@dataclass(frozen=True, slots=True)
+class JsonRecord:
+    """One element of the streamed array, with its position (``offset`` -1 when not known)."""
+
+    index: int
+    offset: int
+    value: Any
+
+
+class JsonArraySplitter:
+    """Streams the elements of one top-level array of a JSON object, one parsed value at a time.
+
+    Memory stays bounded by ``max_record_bytes`` plus one read chunk, whatever the feed size.
+    The fast path learns the first key of the first element (``"cve"`` in NVD feeds) and cuts
+    the byte stream at each next ``{ "<key>":``; a cut is accepted only if orjson parses the
+    span before the separating comma as one complete value. Because JSON's grammar is
+    unambiguous, every accepted span is exactly an array element. Any span that does not parse
+    (a nested key, an odd layout, a broken record) is re-scanned exactly (strings and escapes
+    honoured) to find where the element ends, so valid documents always split correctly and
+    invalid ones fail with the record index and byte offset. The envelope before and after the
+    array is validated too, so a truncated file is always detected.
+
+    Call :meth:`start` first: it returns the array key found, or None when the document is not
+    an envelope with one of ``array_keys`` (then :attr:`document` holds it, read whole under the
+    cap). Then iterate :meth:`records`; afterwards :attr:`envelope` holds the other keys.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        name: str,
+        array_keys: tuple[str, ...],
+        max_record_bytes: int = 64 * MiB,
+        chunk_size: int = 1 * MiB,
+    ) -> None:
+        self.name = name
+        self.document: Any = None
+        self.envelope: dict[str, Any] = {}
+        self._stream = stream
+        self._max = max_record_bytes
+        self._chunk = chunk_size
+        alternatives = b"|".join(re.escape(k.encode()) for k in array_keys)
+        self._key_re = re.compile(rb'"(' + alternatives + rb')"\s*:\s*\[')
+        self._array_keys = array_keys
+        self._buf = b""
+        self._pos = 0
+        self._base = 0
+        self._eof = False
+        self._prologue = b""
+        self._key: str | None = None
+        self._memory_records: list[Any] | None = None
+
+    # -- buffer -----------------------------------------------------------------------------
+
+    def _fill(self) -> int:
+        """Drop consumed bytes, read one chunk; return how far indexes shift (-1 at EOF)."""
+        if self._eof:
+            return -1
+        try:
+            chunk = self._stream.read(self._chunk)
+        except OSError as exc:
+            raise FeedError(f"{self.name}: cannot read: {exc}") from exc
+        if not chunk:
+            self._eof = True
+            return -1
+        shift = self._pos
+        self._buf = self._buf[shift:] + chunk
+        self._base += shift
+        self._pos = 0
+        return shift
+
+    def _fail(self, index: int, pos: int, message: str) -> FeedError:
+        hint = _RECORD_ID.search(self._buf, pos, pos + 4096)
+        rid = f" ({hint.group(1).decode(errors='replace')})" if hint else ""
+        return FeedError(
+            f"{self.name}: record #{index}{rid} at byte {self._base + pos}: {message}"
+        )
+
+    # -- envelope ---------------------------------------------------------------------------
+
+    def start(self) -> str | None:
+        """Read up to the opening bracket of the array; return its key (None: not an envelope)."""
+        match = self._key_re.search(self._buf)
+        while match is None:
+            if len(self._buf) > self._max:
+                raise FeedError(f"{self.name}: no record array in the first {self._max} bytes")
+            searched = max(0, len(self._buf) - 64)
+            if self._fill() < 0:
+                return self._whole_document()
+            match = self._key_re.search(self._buf, searched)
+        prologue = self._buf[: match.end()]
+        try:
+            head = orjson.loads(prologue + b"]}")
+        except orjson.JSONDecodeError:
+            return self._whole_document()  # the key is nested or the layout is unusual
+        if not isinstance(head, dict):
+            return self._whole_document()
+        self._key = match.group(1).decode()
+        self._prologue = prologue
+        self._pos = match.end()
+        self.envelope = head
+        return self._key
+
+    def _whole_document(self) -> str | None:
+        while self._fill() >= 0:
+            if len(self._buf) > self._max:
+                raise FeedError(f"{self.name}: document larger than {self._max} bytes; refused")
+        try:
+            doc = orjson.loads(self._buf)
+        except orjson.JSONDecodeError as exc:
+            raise FeedError(f"{self.name}: invalid JSON at byte {exc.pos}: {exc.msg}") from exc
+        self._buf = b""
+        if isinstance(doc, dict):
+            for key, value in doc.items():
+                if key in self._array_keys and isinstance(value, list):
+                    self._key, self._memory_records = key, value
+                    self.envelope = {k: v for k, v in doc.items() if k != key}
+                    return key
+        self.document = doc
+        return None
+
+    def _finish(self, pos: int, index: int) -> None:
+        """Validate what follows the array (``pos`` is at its closing bracket)."""
+        self._buf, self._base, self._pos = self._buf[pos:], self._base + pos, 0
+        while self._fill() >= 0:
+            if len(self._buf) > self._max:
+                raise self._fail(index, 0, "too much data after the record array")
+        try:
+            doc = orjson.loads(self._prologue + self._buf)
+        except orjson.JSONDecodeError as exc:
+            raise FeedError(
+                f"{self.name}: invalid or truncated JSON after the last record "
+                f"(#{index - 1}), near byte {self._base}: {exc.msg}"
+            ) from exc
+        self.envelope = {k: v for k, v in doc.items() if k != self._key}
+
+    # -- records ----------------------------------------------------------------------------
+
+    def records(self) -> Iterator[JsonRecord]:
+        """Yield the array's elements in order; raise :class:`FeedError` at the first bad one."""
+        if self._memory_records is not None:
+            for index, value in enumerate(self._memory_records):
+                yield JsonRecord(index, -1, value)
+            return
+        if self._key is None:
+            return
+        index = 0
+        pos = self._skip_ws(self._pos, index)
+        if self._buf[pos] == ord("]"):
+            self._finish(pos, index)
+            return
+        marker = self._learn_marker(pos)
+        while True:
+            if self._buf[pos] != ord("{"):
+                raise self._fail(index, pos, "expected a JSON object")
+            value, pos, last = self._next_value(pos, index, marker)
+            yield JsonRecord(index, self._base + self._pos, value)
+            index += 1
+            if last:
+                self._finish(pos, index)
+                return
+            self._pos = pos
+
+    def _skip_ws(self, pos: int, index: int) -> int:
+        while True:
+            buf = self._buf
+            while pos < len(buf) and buf[pos] in _WS:
+                pos += 1
+            if pos < len(buf):
+                return pos
+            shift = self._fill()
+            if shift < 0:
+                raise self._fail(index, pos, "file ends inside the record array (truncated)")
+            pos -= shift
+
+    def _learn_marker(self, pos: int) -> re.Pattern[bytes] | None:
+        while len(self._buf) - pos < 256 and (shift := self._fill()) >= 0:
+            pos -= shift
+        first = _FIRST_KEY.match(self._buf, pos)
+        if first is None:
+            return None
+        return re.compile(rb'\{\s*"' + re.escape(first.group(1)) + rb'"\s*:')
+
+    def _next_value(
+        self, pos: int, index: int, marker: re.Pattern[bytes] | None
+    ) -> tuple[Any, int, bool]:
+        """Parse the element at ``pos``; return it, where the next starts, and if it was last."""
+        self._pos = pos
+        search_from = pos + 1
+        while marker is not None:
+            buf = self._buf
+            found = marker.search(buf, search_from)
+            if found is None:
+                if self._eof or len(buf) - pos > self._max:
+                    break
+                search_from = max(pos + 1, len(buf) - 128)
+                shift = self._fill()
+                pos, search_from = pos - shift, search_from - shift
+                continue
+            end = found.start()
+            k = end - 1
+            while buf[k] in _WS:
+                k -= 1
+            if buf[k] != _COMMA or end - pos > self._max:
+                break
+            try:
+                return orjson.loads(buf[pos:k]), end, False
+            except orjson.JSONDecodeError:
+                break
+        return self._slow_value(index)
+
+    def _slow_value(self, index: int) -> tuple[Any, int, bool]:
+        """Find the element's end exactly, parse it, and read the separator after it."""
+        end = self._scan_end(index)
+        pos = self._pos
+        try:
+            value = orjson.loads(self._buf[pos:end])
+        except orjson.JSONDecodeError as exc:
+            raise self._fail(index, pos, f"invalid JSON at byte {self._base + pos + exc.pos}: "
+                             f"{exc.msg}") from exc
+        after = self._skip_ws(end, index)
+        sep = self._buf[after]
+        if sep == ord("]"):
+            return value, after, True
+        if sep != _COMMA:
+            raise self._fail(index, self._pos, "expected ',' or ']' after the record")
+        return value, self._skip_ws(after + 1, index + 1), False
+
+    def _scan_end(self, index: int) -> int:
+        """Index just past the object starting at ``self._pos`` (brackets and strings honoured)."""
+        i, depth, in_string = self._pos + 1, 1, False
+        while True:
+            buf = self._buf
+            if in_string:
+                q = buf.find(b'"', i)
+                while q >= 0:
+                    b = q - 1
+                    while buf[b] == _BACKSLASH:
+                        b -= 1
+                    if (q - 1 - b) % 2 == 0:
+                        break
+                    q = buf.find(b'"', q + 1)
+                if q >= 0:
+                    i, in_string = q + 1, False
+                    continue
+                i = len(buf)
+            else:
+                found = _STRUCTURAL.search(buf, i)
+                if found is not None:
+                    j = found.start()
+                    c = buf[j]
+                    i = j + 1
+                    if c == _QUOTE:
+                        in_string = True
+                    elif c in _OPENERS:
+                        depth += 1
+                    else:
+                        depth -= 1
+                        if depth == 0:
+                            return i
+                    continue
+                i = len(buf)
+            if i - self._pos > self._max:
+                raise self._fail(index, self._pos, f"record larger than {self._max} bytes")
+            shift = self._fill()
+            if shift < 0:
+                raise self._fail(index, self._pos, "file ends inside this record (truncated)")
+            i -= shift

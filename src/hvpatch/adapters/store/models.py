@@ -1,0 +1,134 @@
+"""SQLAlchemy 2 table models of the store. The schema is owned by the Alembic migrations.
+
+Natural keys carry unique constraints so that imports can be idempotent upserts: a site, tenant,
+ring and host are unique by name; a cluster by (site, name); a guest by name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a constraint naming convention (stable migration names)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RingRow(Base):
+    __tablename__ = "rings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class TenantRow(Base):
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class SiteRow(Base):
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+
+class ClusterRow(Base):
+    __tablename__ = "clusters"
+    __table_args__ = (UniqueConstraint("site_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    family: Mapped[str] = mapped_column(String(16))
+    ring: Mapped[str] = mapped_column(String(64), default="")
+    memory_overcommit: Mapped[float] = mapped_column(Float, default=1.0)
+    cpu_overcommit: Mapped[float] = mapped_column(Float, default=4.0)
+    ha_reserve_hosts: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class HostRow(Base):
+    __tablename__ = "hosts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    family: Mapped[str] = mapped_column(String(16), index=True)
+    software: Mapped[dict[str, Any]] = mapped_column(JSON)
+    label: Mapped[str] = mapped_column(String(255))
+    cores: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(BigInteger)
+    exposure: Mapped[str] = mapped_column(String(16))
+    ring: Mapped[str] = mapped_column(String(64), default="")
+    cpu_group: Mapped[str] = mapped_column(String(64), default="")
+    coordinator: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class HostComponentRow(Base):
+    """Flattened software of a host; what matching filters on (coarse_key allows SQL pre-filters)."""
+
+    __tablename__ = "host_components"
+    __table_args__ = (Index("ix_host_components_name_key", "name", "coarse_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    scheme: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str] = mapped_column(String(255))
+    coarse_key: Mapped[int] = mapped_column(BigInteger)
+
+
+class GuestRow(Base):
+    __tablename__ = "guests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(BigInteger)
+    criticality: Mapped[str] = mapped_column(String(24))
+    data_classification: Mapped[str] = mapped_column(String(24))
+    power_state: Mapped[str] = mapped_column(String(16))
+    anti_affinity: Mapped[list[Any]] = mapped_column(JSON)
+    migration_block: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    migration_note: Mapped[str] = mapped_column(Text, default="")
+
+
+class InventoryImportRow(Base):
+    """One inventory import: where it came from and what it changed."""
+
+    __tablename__ = "inventory_imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)

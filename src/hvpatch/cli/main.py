@@ -1,0 +1,81 @@
+"""The ``hvpatch`` command: global options, sub-commands, and the one error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from hvpatch import __version__
+from hvpatch.cli import db as db_cmd
+from hvpatch.cli import demo as demo_cmd
+from hvpatch.cli import inventory as inventory_cmd
+from hvpatch.cli import sim as sim_cmd
+from hvpatch.cli.context import AppState
+from hvpatch.cli.errors import EXIT_BUG, report
+from hvpatch.cli.render import err_console
+from hvpatch.errors import HvpatchError
+
+app = typer.Typer(
+    name="hvpatch",
+    help=(
+        "Vendor-neutral hypervisor security patch management.\n\n"
+        "Know your hypervisor fleet, judge its exposure, rehearse and run the patching.\n\n"
+        "Example: hvpatch demo"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(inventory_cmd.app, name="inventory")
+app.add_typer(sim_cmd.app, name="sim")
+app.add_typer(db_cmd.app, name="db")
+app.command("demo")(demo_cmd.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hvpatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    db: str | None = typer.Option(
+        None, "--db", metavar="URL", envvar="HVPATCH_DATABASE_URL",
+        help="Database URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB. "
+             "Default: an SQLite file in your user data directory.",
+    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Global options apply to every command."""
+    ctx.obj = AppState(db_url=db)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def run() -> None:
+    """Console-script entry point: run the app, map hvpatch errors to exit codes."""
+    try:
+        app(standalone_mode=False)
+    except HvpatchError as exc:
+        sys.exit(report(exc, err_console))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # the top-level runner: the one place a bug is caught and shown
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        err_console.print_exception()
+        err_console.print("[bold red]hvpatch hit a bug[/]: please report the trace above.")
+        sys.exit(EXIT_BUG)
