@@ -1,4 +1,4 @@
-"""The store on SQLite and PostgreSQL: import is atomic and idempotent, reads give the fleet back."""
+"""The store on SQLite and PostgreSQL: imports are atomic and idempotent; reads give it back."""
 
 from __future__ import annotations
 
@@ -87,7 +87,9 @@ def test_dry_run_writes_nothing(store: Store) -> None:
     assert store_counts(store)["hosts"] == 0
 
 
-def test_failed_import_leaves_store_unchanged(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_import_leaves_store_unchanged(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _import(store)
     before = store_counts(store)
     from hvpatch.services import inventory

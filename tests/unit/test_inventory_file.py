@@ -141,7 +141,8 @@ def test_csv_schema_error_points_at_row_and_column(tmp_path: Path) -> None:
 
 
 def test_missing_csv_column_and_unknown_extension(tmp_path: Path) -> None:
-    assert "column 'host' is required" in problems(write(tmp_path, "a.csv", "site,cluster,family\n"))[0]
+    no_host = write(tmp_path, "a.csv", "site,cluster,family\n")
+    assert "column 'host' is required" in problems(no_host)[0]
     assert "expected a .yaml" in problems(write(tmp_path, "a.txt", "x"))[0]
     assert "No such file" in problems(tmp_path / "missing.yaml")[0]
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import platformdirs
 import typer
-from click.core import ParameterSource
 from sqlalchemy.engine import make_url
 
 from hvpatch.cli.context import state
@@ -43,7 +42,8 @@ def demo(
     """
     st = state(ctx)
     root = ctx.find_root()
-    given = root.get_parameter_source("db") is ParameterSource.COMMANDLINE
+    source = root.get_parameter_source("db")
+    given = source is not None and source.name == "COMMANDLINE"  # not the env var or default
     st.db_url = _fresh_demo_db(st.db_url if given else None)
     store = st.store()
     t0 = time.perf_counter()
@@ -60,11 +60,14 @@ def demo(
     db = store.safe_url
     path = make_url(db).database if db.startswith("sqlite") else None
     console.rule("What to try next")
-    console.print(f"The demo store is {db}" + (f" ({path})" if path else ""))
-    console.print(f"  hvpatch --db {db} inventory list --family esxi --ring prod")
+    console.print(f"The demo store is {path or db}; point commands at it with --db:")
     first = next(iter(fleet.hosts())).name
-    console.print(f"  hvpatch --db {db} inventory show {first}")
-    console.print("  hvpatch sim generate --hosts 500 --seed 42 --out fleet.json")
-    console.print("  hvpatch inventory import examples/inventory.yaml")
-    console.print("  hvpatch --help")
+    for line in (
+        f"hvpatch --db {db} inventory list --family esxi --ring prod",
+        f"hvpatch --db {db} inventory show {first}",
+        "hvpatch sim generate --hosts 500 --seed 42 --out fleet.json",
+        "hvpatch inventory import examples/inventory.yaml    # into your own store",
+        "hvpatch --help",
+    ):
+        console.print(f"  {line}", soft_wrap=True, highlight=False)
     console.print(f"[dim]done in {secs} s[/]")

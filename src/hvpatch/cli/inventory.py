@@ -141,7 +141,7 @@ def print_summary(s: FleetSummary) -> None:
     t = s.totals
     console.print(f"[bold]Fleet[/]: {t['hosts']} hosts, {t['guests']} guests, {t['tenants']} "
                   f"tenants in {t['clusters']} clusters at {t['sites']} sites")
-    cols = ["hosts", "guests", "tenants", "memory_used_pct"]
+    cols = ("hosts", "guests", "tenants", "memory_used_pct")
     console.print(table("By site", ["site", "timezone", "clusters", *cols],
                         [[r["site"], r["timezone"], r["clusters"], *[r[c] for c in cols]]
                          for r in s.by_site], right=("clusters", *cols)))

@@ -59,23 +59,10 @@ def main(
 def run() -> None:
     """Console-script entry point: run the app, map hvpatch errors to exit codes."""
     try:
-        app(standalone_mode=False)
+        app()  # standalone: usage errors exit 2, --help and Ctrl-C are handled by Typer
     except HvpatchError as exc:
         sys.exit(report(exc, err_console))
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
-    except Exception as exc:  # the top-level runner: the one place a bug is caught and shown
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception:  # noqa: BLE001 - the top-level runner shows bugs here, only here
         err_console.print_exception()
         err_console.print("[bold red]hvpatch hit a bug[/]: please report the trace above.")
         sys.exit(EXIT_BUG)

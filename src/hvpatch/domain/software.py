@@ -1,9 +1,10 @@
 """What a host runs, per hypervisor family, and the components matching looks at.
 
 Each family records the software the way its vendor talks about it (an ESXi build, a Windows build
-and its KBs, the distribution packages that carry QEMU and libvirt, ...). ``components()`` turns that
-into a flat list of (name, version scheme, version) that advisories are matched against; versions
-are kept as text here and parsed, once and validated, by :mod:`hvpatch.domain.versions`.
+and its KBs, the distribution packages that carry QEMU and libvirt, ...). ``components()``
+turns that into a flat list of (name, version scheme, version) that advisories are matched
+against; versions are kept as text here and parsed, once and validated, by
+:mod:`hvpatch.domain.versions`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from hvpatch.domain.versions import EsxiBuild, VersionParseError, WindowsBuild, parse_version
-from hvpatch.errors import Problem
+from hvpatch.domain.versions import EsxiBuild, WindowsBuild, parse_version
+from hvpatch.errors import Problem, VersionParseError
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -89,7 +90,8 @@ class HyperVSoftware:
         for i, kb in enumerate(self.kbs):
             digits = kb.upper().removeprefix("KB")
             if not digits.isdigit():
-                out.append(Problem(f"kbs[{i}]", f"not a KB number: {kb!r} (expected e.g. KB5034129)"))
+                out.append(Problem(f"kbs[{i}]",
+                                   f"not a KB number: {kb!r} (expected e.g. KB5034129)"))
         return out
 
     @property

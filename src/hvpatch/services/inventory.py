@@ -150,7 +150,7 @@ def import_fleet(store: Store, fleet: Fleet, *, source: str, sha256: str,
                 "cpu_overcommit": c.cpu_overcommit, "ha_reserve_hosts": c.ha_reserve_hosts,
             } for c in fleet.clusters()})
         hosts = {h.name: h for h in fleet.hosts()}
-        old_sw = dict(s.execute(select(HostRow.name, HostRow.software)).all())
+        old_sw: dict[str, Any] = dict(s.execute(select(HostRow.name, HostRow.software)).all())
         host_ids = sync.run("hosts", HostRow, ("name",), {
             (h.name,): {
                 "cluster_id": cluster_ids[(site_ids[(h.site,)], h.cluster)],

@@ -97,15 +97,15 @@ def _load_yaml_or_json(path: Path, text: str, fmt: str) -> tuple[Any, Callable[.
         if fmt == "json":
             raw = json.loads(text)
         else:
-            raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - CSafeLoader/SafeLoader only
+            raw = yaml.load(text, Loader=_Loader)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path} is not valid JSON",
                          [Problem(f"{path}:{exc.lineno}:{exc.colno}", exc.msg)]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise InputError(f"{path} is not valid YAML",
-                         [Problem(where, str(getattr(exc, "problem", exc)))]) from exc
+                         [Problem(at, str(getattr(exc, "problem", exc)))]) from exc
     locator: Callable[[tuple[Any, ...]], int | None] | None = None
 
     def where(parts: tuple[Any, ...]) -> str:
@@ -181,7 +181,8 @@ def _load_csv(path: Path, text: str) -> tuple[Any, Callable[..., str]]:
             cl["hosts"].append(host)
             rows_of[("host", row["host"])] = rowno
         else:
-            for k, v in (*host_fields.items(), *(("software." + a, b) for a, b in software.items())):
+            pairs = [*host_fields.items(), *(("software." + a, b) for a, b in software.items())]
+            for k, v in pairs:
                 have = host["software"].get(k[9:]) if k.startswith("software.") else host.get(k)
                 if have is not None and have != v:
                     problems.append(Problem(f"{path}: row {rowno}, column {k}", f"host "

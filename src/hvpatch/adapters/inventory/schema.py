@@ -7,7 +7,8 @@ the file reader turns paths into file lines or CSV rows.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields as dc_fields
+from dataclasses import MISSING
+from dataclasses import fields as dc_fields
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -143,7 +144,9 @@ class InventoryIn(_Strict):
         return value
 
 
-def _software_problems(family: Family, raw: dict[str, Any]) -> tuple[Software | None, list[Problem]]:
+def _software_problems(
+    family: Family, raw: dict[str, Any]
+) -> tuple[Software | None, list[Problem]]:
     cls = SOFTWARE_BY_FAMILY[family.value]
     declared = dc_fields(cls)
     fields = {f.name for f in declared}
@@ -194,7 +197,8 @@ def to_fleet(raw: Any) -> tuple[Fleet | None, list[tuple[tuple[Any, ...], str]]]
     except ValidationError as exc:
         errs = []
         for e in exc.errors(include_url=False):
-            loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            loc = tuple(p for p in e["loc"]
+                        if not (isinstance(p, str) and p.startswith("function-")))
             msg = e["msg"].removeprefix("Value error, ")
             if e["type"] not in ("missing", "extra_forbidden") and "input" in e:
                 msg += f" (got {e['input']!r})"[:200]

@@ -38,7 +38,7 @@ class Base(DeclarativeBase):
     """Declarative base with a constraint naming convention (stable migration names)."""
 
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012 - SQLAlchemy API
 
 
 class RingRow(Base):
@@ -95,7 +95,7 @@ class HostRow(Base):
 
 
 class HostComponentRow(Base):
-    """Flattened software of a host; what matching filters on (coarse_key allows SQL pre-filters)."""
+    """Flattened software of a host: what matching filters on (coarse_key: SQL pre-filters)."""
 
     __tablename__ = "host_components"
     __table_args__ = (Index("ix_host_components_name_key", "name", "coarse_key"),)
