@@ -8,7 +8,8 @@ codes and HTTP statuses in one place each (``hvpatch.cli.errors``).
 
     HvpatchError
     ├── InputError                 bad file, field or argument; carries every problem found
-    │   └── VersionParseError      a version string that no scheme accepts
+    │   ├── VersionParseError      a version string that no scheme accepts
+    │   └── FeedFileError          a feed file that cannot be read (also a FeedError)
     ├── NotFoundError              a named thing (host, cluster, ...) does not exist
     ├── StoreError                 the database is unreachable or its schema is wrong
     ├── FeedError                  an advisory feed cannot be read or fetched
@@ -67,6 +68,10 @@ class StoreError(HvpatchError):
 
 class FeedError(HvpatchError):
     """An advisory feed cannot be read, parsed or fetched."""
+
+
+class FeedFileError(InputError, FeedError):
+    """A local feed file that is malformed, truncated or hostile: bad input (exit code 2)."""
 
 
 class PlanError(HvpatchError):

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 import typer
 from sqlalchemy.engine import make_url
 
+from hvpatch.adapters.store.db import Store
 from hvpatch.cli.context import state
+from hvpatch.cli.feeds import print_refresh
 from hvpatch.cli.inventory import print_summary
-from hvpatch.cli.render import OUTPUT_OPTION, Output, console, emit_json
+from hvpatch.cli.render import OUTPUT_OPTION, Output, console, emit_json, err_console, table
 from hvpatch.domain.generator import demo_fleet
+from hvpatch.services.bundled import bundled_feeds_dir
+from hvpatch.services.feeds import import_feeds
+from hvpatch.services.findings import explain, list_findings, overview, refresh_findings
 from hvpatch.services.inventory import import_fleet, load_fleet
 from hvpatch.services.summary import summarize
 
@@ -50,13 +56,35 @@ def demo(
     fleet = demo_fleet(seed)
     result = import_fleet(store, fleet, source=f"demo:seed={seed}", sha256="")
     summary = summarize(load_fleet(store))
+    with err_console.status("importing the bundled advisory snapshot"):
+        feeds = import_feeds(store, [bundled_feeds_dir()])
+        matching = refresh_findings(store)
+    exposure = overview(store)
+    example = _example(store)
     secs = round(time.perf_counter() - t0, 2)
     if output is Output.JSON:
         emit_json({"store": store.safe_url, "import": result.as_dict(),
-                   "summary": summary.as_dict(), "seconds": secs})
+                   "summary": summary.as_dict(), "feeds": feeds.totals(),
+                   "matching": matching.as_dict(), "findings": exposure,
+                   "example": example, "seconds": secs})
         return
     console.rule("[bold]hvpatch demo[/] · 1. Know: the fleet")
     print_summary(summary)
+    console.rule("2. Judge: real advisories matched to every host")
+    t = feeds.totals()
+    console.print(f"Imported the bundled snapshot: {t['records']} records from "
+                  f"{len(feeds.files)} files (NVD hypervisor records, CISA KEV, EPSS, AlmaLinux "
+                  "OSV, Rocky CSAF, Debian changelogs, XSA list).")
+    print_refresh(matching)
+    print_overview(exposure)
+    if example:
+        console.print(f"\nWhy is {example['host']} exposed to {example['cve']}? "
+                      "(hvpatch findings explain)")
+        for v in example["verdicts"]:
+            if v["affected"]:
+                for e in v["evidence"]:
+                    console.print(f"  [{e['source']}] {e['rule']}: {e['comparison']}",
+                                  markup=False, highlight=False)
     db = store.safe_url
     path = make_url(db).database if db.startswith("sqlite") else None
     console.rule("What to try next")
@@ -65,9 +93,36 @@ def demo(
     for line in (
         f"hvpatch --db {db} inventory list --family esxi --ring prod",
         f"hvpatch --db {db} inventory show {first}",
+        f"hvpatch --db {db} findings list --kev --confidence high",
+        f"hvpatch --db {db} findings explain {example['host']} {example['cve']}"
+        if example else f"hvpatch --db {db} findings list",
         "hvpatch sim generate --hosts 500 --seed 42 --out fleet.json",
         "hvpatch inventory import examples/inventory.yaml    # into your own store",
         "hvpatch --help",
     ):
         console.print(f"  {line}", soft_wrap=True, highlight=False)
     console.print(f"[dim]done in {secs} s[/]")
+
+
+def _example(store: Store) -> dict[str, Any] | None:
+    """The evidence of one KEV finding (the first by CVE id), to show what explain gives."""
+    rows = list_findings(store, kev_only=True, confidence=["high"], limit=1) or list_findings(
+        store, limit=1)
+    return explain(store, rows[0]["host"], rows[0]["cve"]) if rows else None
+
+
+def print_overview(o: dict[str, Any]) -> None:
+    """Open findings per family and the most urgent CVEs."""
+    console.print(f"{o['open']} open findings: {o['cves']} CVEs on {o['hosts_affected']} hosts; "
+                  f"{o['kev_cves']} CVEs are known exploited (KEV), on {o['hosts_with_kev']} "
+                  "hosts.")
+    console.print(table("Open findings by family (confidence)",
+                        ["family", "hosts", "high", "medium", "low"],
+                        [[f, d["hosts"], d["high"], d["medium"], d["low"]]
+                         for f, d in sorted(o["by_family"].items())],
+                        right=("hosts", "high", "medium", "low")))
+    console.print(table("Most urgent CVEs (KEV first, then EPSS)",
+                        ["cve", "hosts", "families", "KEV due", "EPSS"],
+                        [[c["cve"], c["hosts"], ",".join(c["families"]), c["kev_due"] or "-",
+                          f"{c['epss']:.3f}" if c["epss"] is not None else "-"]
+                         for c in o["top"]], right=("hosts",)))

@@ -50,8 +50,9 @@ def exit_code_for(exc: HvpatchError) -> int:
 
 def report(exc: HvpatchError, console: Console) -> int:
     """Print ``exc`` for a person and return its exit code."""
-    console.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", markup=True,
-                  highlight=False)
+    message = str(exc.args[0] if exc.args else exc)
+    console.print("[bold red]error:[/] ", end="", markup=True)
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
     for problem in getattr(exc, "problems", ()):
-        console.print(f"  - {problem}", markup=False, highlight=False)
+        console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
     return exit_code_for(exc)

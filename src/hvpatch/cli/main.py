@@ -9,6 +9,8 @@ import typer
 from hvpatch import __version__
 from hvpatch.cli import db as db_cmd
 from hvpatch.cli import demo as demo_cmd
+from hvpatch.cli import feeds as feeds_cmd
+from hvpatch.cli import findings as findings_cmd
 from hvpatch.cli import inventory as inventory_cmd
 from hvpatch.cli import sim as sim_cmd
 from hvpatch.cli.context import AppState
@@ -30,6 +32,8 @@ app = typer.Typer(
 )
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(sim_cmd.app, name="sim")
+app.add_typer(feeds_cmd.app, name="feeds")
+app.add_typer(findings_cmd.app, name="findings")
 app.add_typer(db_cmd.app, name="db")
 app.command("demo")(demo_cmd.demo)
 

@@ -79,6 +79,9 @@ class VendorAffected:
     product: str
     versions: tuple[tuple[str, str, str | None, str | None, str | None], ...] = ()
     default_status: str = ""
+    package_name: str = ""
+    cpes: tuple[str, ...] = ()
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,3 +136,45 @@ class EpssScore:
     percentile: float
     score_date: date | None
     model_version: str = ""
+
+
+class FixStatus(StrEnum):
+    """What distribution or vendor data says about one package and one vulnerability."""
+
+    FIXED = "fixed"
+    KNOWN_AFFECTED = "known_affected"
+    KNOWN_NOT_AFFECTED = "known_not_affected"
+    UNDER_INVESTIGATION = "under_investigation"
+
+
+@dataclass(frozen=True, slots=True)
+class PackageFix:
+    """Distribution (or vendor) data for one package on one distribution release.
+
+    Read as: on ``distro``, package ``package`` is affected by ``cves`` from ``introduced`` (or
+    always, when None) until ``fixed`` (exclusive; never fixed when None), unless ``status`` says
+    otherwise. This is what lets hvpatch see backported fixes that upstream version ranges miss.
+    """
+
+    source: str
+    advisory_id: str
+    distro: str
+    package: str
+    scheme: str
+    cves: tuple[CveId, ...]
+    status: FixStatus = FixStatus.FIXED
+    fixed: str | None = None
+    introduced: str | None = None
+    published: date | None = None
+    title: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class XenAdvisory:
+    """A Xen Security Advisory (XSA) from the public list: number, CVEs and public date."""
+
+    number: int
+    cves: tuple[CveId, ...]
+    public_date: date | None
+    title: str = ""

@@ -18,22 +18,22 @@ the record index, its CVE id and byte offset when known.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any, BinaryIO
 
 from hvpatch.adapters.feeds.reader import (
     DEFAULT_LIMITS,
-    MiB,
     FeedLimits,
     JsonArraySplitter,
+    MiB,
     feed_name,
     open_feed,
 )
 from hvpatch.domain.advisories import (
     AnalysisStatus,
-    Configuration,
     ConfigNode,
+    Configuration,
     CpeMatchRule,
     CvssMetric,
     VendorAffected,
@@ -53,6 +53,7 @@ _STATUS = {
 }
 _NVD_SOURCE = "nvd@nist.gov"
 _MAPPING_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+_Mapper = Callable[[Any], Vulnerability]
 
 
 def iter_nvd(
@@ -84,12 +85,12 @@ def _iter_stream(stream: BinaryIO, name: str, max_record_bytes: int) -> Iterator
     if key is None:
         yield _map(_single_record_mapper(splitter.document, name), splitter.document, name, 0, -1)
         return
-    mapper = _from_api_item if key == API_ARRAY_KEY else _from_legacy_item
+    mapper: _Mapper = _from_api_item if key == API_ARRAY_KEY else _from_legacy_item
     for record in splitter.records():
         yield _map(mapper, record.value, name, record.index, record.offset)
 
 
-def _single_record_mapper(doc: Any, name: str) -> Any:
+def _single_record_mapper(doc: Any, name: str) -> _Mapper:
     if isinstance(doc, dict):
         if "id" in doc and "descriptions" in doc:
             return _from_api_cve
@@ -102,15 +103,13 @@ def _single_record_mapper(doc: Any, name: str) -> Any:
     )
 
 
-def _map(mapper: Any, value: Any, name: str, index: int, offset: int) -> Vulnerability:
+def _map(mapper: _Mapper, value: Any, name: str, index: int, offset: int) -> Vulnerability:
     try:
-        vuln: Vulnerability = mapper(value)
+        vuln = mapper(value)
     except _MAPPING_ERRORS as exc:
         where = f" at byte {offset}" if offset >= 0 else ""
         what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise FeedError(
-            f"{name}: record #{index} ({_guess_id(value)}){where}: {what}"
-        ) from exc
+        raise FeedError(f"{name}: record #{index} ({_guess_id(value)}){where}: {what}") from exc
     return vuln
 
 
@@ -148,6 +147,17 @@ def _english(entries: Iterable[dict[str, Any]]) -> str:
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
+
+
+def _cwe_key(cwe: str) -> tuple[int, str]:
+    number = cwe.removeprefix("CWE-")
+    return (int(number), "") if number.isdigit() else (1 << 30, cwe)
+
+
+def _cwes(values: Iterable[str]) -> tuple[str, ...]:
+    """CWE ids as a set in canonical order (numeric, then ``NVD-CWE-*``): feeds list them in
+    no meaningful order, and 2.0 and 1.1 order the same ids differently."""
+    return tuple(sorted(set(values), key=_cwe_key))
 
 
 def _text(value: Any, field: str) -> str:
@@ -224,11 +234,9 @@ def _api_cvss(metrics: dict[str, Any]) -> Iterator[CvssMetric]:
 
 
 def _api_cwes(weaknesses: Iterable[dict[str, Any]]) -> tuple[str, ...]:
-    """CWE ids, NVD's own (``Primary``) first, each once."""
-    ordered = sorted(weaknesses, key=lambda w: w.get("type", "Primary") != "Primary")
-    return _unique(
+    return _cwes(
         _text(d["value"], "weakness")
-        for w in ordered
+        for w in weaknesses
         for d in w["description"]
         if d.get("lang", "en") == "en"
     )
@@ -254,6 +262,9 @@ def _api_affected(blocks: Iterable[dict[str, Any]]) -> Iterator[VendorAffected]:
     for block in blocks:
         for entry in block["affectedData"]:
             yield VendorAffected(
+                package_name=entry.get("packageName") or "",
+                cpes=tuple(entry.get("cpes") or ()),
+                source=block.get("source") or "",
                 vendor=entry.get("vendor") or "",
                 product=entry.get("product") or entry.get("packageName") or "",
                 versions=tuple(
@@ -300,7 +311,7 @@ def _from_legacy_item(item: dict[str, Any]) -> Vulnerability:
         status=status,
         source=cve["CVE_data_meta"].get("ASSIGNER") or "",
         cvss=tuple(_legacy_cvss(item.get("impact") or {})),
-        cwes=_unique(
+        cwes=_cwes(
             _text(d["value"], "problemtype")
             for p in (cve.get("problemtype") or {}).get("problemtype_data") or ()
             for d in p["description"]

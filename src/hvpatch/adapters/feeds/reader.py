@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn, Protocol
 
 import orjson
 
@@ -44,6 +44,10 @@ _ARCHIVE_ERRORS = (
     RuntimeError,
     NotImplementedError,
 )
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +78,7 @@ class _CappedReader(io.RawIOBase):
 
     def __init__(
         self,
-        inner: BinaryIO,
+        inner: _Readable,
         name: str,
         limits: FeedLimits,
         compressed_pos: Callable[[], int] | None,
@@ -140,9 +144,8 @@ def _pick_zip_member(archive: zipfile.ZipFile, name: str, limits: FeedLimits) ->
             f"{name}: zip member {member.filename!r} declares {member.file_size} bytes, "
             f"more than the limit {limits.max_bytes}"
         )
-    if (
-        member.file_size > limits.ratio_floor_bytes
-        and member.file_size > limits.max_ratio * max(member.compress_size, 1)
+    if member.file_size > limits.ratio_floor_bytes and member.file_size > limits.max_ratio * max(
+        member.compress_size, 1
     ):
         raise FeedError(
             f"{name}: zip member {member.filename!r} declares a compression ratio above "
@@ -168,7 +171,7 @@ def open_feed(
             raw = stack.enter_context(Path(path).open("rb"))
             magic = raw.read(4)
             raw.seek(0)
-            inner: BinaryIO
+            inner: _Readable
             compressed_pos: Callable[[], int] | None
             if magic.startswith(_ZIP_MAGIC):
                 archive = stack.enter_context(zipfile.ZipFile(raw))
@@ -185,7 +188,7 @@ def open_feed(
         except _ARCHIVE_ERRORS as exc:
             raise FeedError(f"{name}: cannot open: {exc}") from exc
         capped = _CappedReader(inner, name, limits, compressed_pos)
-        yield io.BufferedReader(capped, buffer_size=256 * 1024)  # type: ignore[misc]
+        yield io.BufferedReader(capped, buffer_size=256 * 1024)
 
 
 def read_capped(stream: BinaryIO, name: str, max_bytes: int) -> bytes:
@@ -283,23 +286,27 @@ class JsonArraySplitter:
     def _fail(self, index: int, pos: int, message: str) -> FeedError:
         hint = _RECORD_ID.search(self._buf, pos, pos + 4096)
         rid = f" ({hint.group(1).decode(errors='replace')})" if hint else ""
-        return FeedError(
-            f"{self.name}: record #{index}{rid} at byte {self._base + pos}: {message}"
-        )
+        return FeedError(f"{self.name}: record #{index}{rid} at byte {self._base + pos}: {message}")
 
     # -- envelope ---------------------------------------------------------------------------
 
     def start(self) -> str | None:
         """Read up to the opening bracket of the array; return its key (None: not an envelope)."""
-        match = self._key_re.search(self._buf)
+        if self._fill() >= 0 and self._buf.startswith(b"\xef\xbb\xbf"):
+            self._pos = 3  # a UTF-8 byte order mark, which JSON parsers refuse
+        match = self._key_re.search(self._buf, self._pos)
         while match is None:
             if len(self._buf) > self._max:
-                raise FeedError(f"{self.name}: no record array in the first {self._max} bytes")
-            searched = max(0, len(self._buf) - 64)
-            if self._fill() < 0:
+                raise FeedError(
+                    f"{self.name}: larger than {self._max} bytes with no record array before; "
+                    "refused"
+                )
+            searched = max(self._pos, len(self._buf) - 64)
+            shift = self._fill()
+            if shift < 0:
                 return self._whole_document()
-            match = self._key_re.search(self._buf, searched)
-        prologue = self._buf[: match.end()]
+            match = self._key_re.search(self._buf, searched - shift)
+        prologue = self._buf[self._pos : match.end()]
         try:
             head = orjson.loads(prologue + b"]}")
         except orjson.JSONDecodeError:
@@ -317,16 +324,17 @@ class JsonArraySplitter:
             if len(self._buf) > self._max:
                 raise FeedError(f"{self.name}: document larger than {self._max} bytes; refused")
         try:
-            doc = orjson.loads(self._buf)
+            doc = orjson.loads(self._buf[self._pos :])
         except orjson.JSONDecodeError as exc:
-            raise FeedError(f"{self.name}: invalid JSON at byte {exc.pos}: {exc.msg}") from exc
+            at = self._base + self._pos + exc.pos
+            raise FeedError(f"{self.name}: invalid JSON at byte {at}: {exc.msg}") from exc
         self._buf = b""
         if isinstance(doc, dict):
             for key, value in doc.items():
                 if key in self._array_keys and isinstance(value, list):
-                    self._key, self._memory_records = key, value
+                    self._key, self._memory_records = str(key), value
                     self.envelope = {k: v for k, v in doc.items() if k != key}
-                    return key
+                    return self._key
         self.document = doc
         return None
 
@@ -335,7 +343,7 @@ class JsonArraySplitter:
         self._buf, self._base, self._pos = self._buf[pos:], self._base + pos, 0
         while self._fill() >= 0:
             if len(self._buf) > self._max:
-                raise self._fail(index, 0, "too much data after the record array")
+                raise FeedError(f"{self.name}: more than {self._max} bytes after the records")
         try:
             doc = orjson.loads(self._prologue + self._buf)
         except orjson.JSONDecodeError as exc:
@@ -360,7 +368,8 @@ class JsonArraySplitter:
         if self._buf[pos] == ord("]"):
             self._finish(pos, index)
             return
-        marker = self._learn_marker(pos)
+        self._pos = pos
+        marker, pos = self._learn_marker(pos)
         while True:
             if self._buf[pos] != ord("{"):
                 raise self._fail(index, pos, "expected a JSON object")
@@ -384,13 +393,14 @@ class JsonArraySplitter:
                 raise self._fail(index, pos, "file ends inside the record array (truncated)")
             pos -= shift
 
-    def _learn_marker(self, pos: int) -> re.Pattern[bytes] | None:
+    def _learn_marker(self, pos: int) -> tuple[re.Pattern[bytes] | None, int]:
+        """The pattern that starts every element, from the first element's first key."""
         while len(self._buf) - pos < 256 and (shift := self._fill()) >= 0:
             pos -= shift
         first = _FIRST_KEY.match(self._buf, pos)
         if first is None:
-            return None
-        return re.compile(rb'\{\s*"' + re.escape(first.group(1)) + rb'"\s*:')
+            return None, pos
+        return re.compile(rb'\{\s*"' + re.escape(first.group(1)) + rb'"\s*:'), pos
 
     def _next_value(
         self, pos: int, index: int, marker: re.Pattern[bytes] | None
@@ -427,8 +437,9 @@ class JsonArraySplitter:
         try:
             value = orjson.loads(self._buf[pos:end])
         except orjson.JSONDecodeError as exc:
-            raise self._fail(index, pos, f"invalid JSON at byte {self._base + pos + exc.pos}: "
-                             f"{exc.msg}") from exc
+            raise self._fail(
+                index, pos, f"invalid JSON at byte {self._base + pos + exc.pos}: {exc.msg}"
+            ) from exc
         after = self._skip_ws(end, index)
         sep = self._buf[after]
         if sep == ord("]"):
@@ -472,8 +483,23 @@ class JsonArraySplitter:
                     continue
                 i = len(buf)
             if i - self._pos > self._max:
-                raise self._fail(index, self._pos, f"record larger than {self._max} bytes")
+                self._raise_bad_record(index, at_eof=False)
             shift = self._fill()
             if shift < 0:
-                raise self._fail(index, self._pos, "file ends inside this record (truncated)")
+                self._raise_bad_record(index, at_eof=True)
             i -= shift
+
+    def _raise_bad_record(self, index: int, at_eof: bool) -> NoReturn:
+        """The record never ends: report where its JSON goes wrong, else truncation or size."""
+        pos = self._pos
+        span = self._buf[pos:]
+        try:
+            orjson.loads(span)
+        except orjson.JSONDecodeError as exc:
+            if at_eof or exc.pos < len(span):
+                at = self._base + pos + exc.pos
+                message = f"invalid or truncated JSON at byte {at}: {exc.msg}"
+                raise self._fail(index, pos, message) from exc
+        if at_eof:
+            raise self._fail(index, pos, "file ends inside this record (truncated)")
+        raise self._fail(index, pos, f"record larger than {self._max} bytes")

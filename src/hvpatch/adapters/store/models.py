@@ -6,13 +6,14 @@ ring and host are unique by name; a cluster by (site, name); a guest by name.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -131,4 +132,138 @@ class InventoryImportRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     source: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class VulnerabilityRow(Base):
+    """One CVE. ``data`` holds the whole record (``codec.py``); columns are what we filter on."""
+
+    __tablename__ = "vulnerabilities"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cve_id: Mapped[str] = mapped_column(String(32), unique=True)
+    source: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    published: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_modified: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class VulnProductRow(Base):
+    """(vendor, product) pairs a vulnerability's rules name: the matching pre-filter."""
+
+    __tablename__ = "vuln_products"
+    __table_args__ = (Index("ix_vuln_products_vendor_product", "vendor", "product"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vuln_id: Mapped[int] = mapped_column(
+        ForeignKey("vulnerabilities.id", ondelete="CASCADE"), index=True
+    )
+    vendor: Mapped[str] = mapped_column(String(128))
+    product: Mapped[str] = mapped_column(String(255))
+
+
+class KevRow(Base):
+    __tablename__ = "kev_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cve_id: Mapped[str] = mapped_column(String(32), unique=True)
+    vendor_project: Mapped[str] = mapped_column(String(255))
+    product: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(Text)
+    date_added: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    required_action: Mapped[str] = mapped_column(Text)
+    known_ransomware: Mapped[bool] = mapped_column(Boolean)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EpssRow(Base):
+    __tablename__ = "epss_scores"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cve_id: Mapped[str] = mapped_column(String(32), unique=True)
+    epss: Mapped[float] = mapped_column(Float)
+    percentile: Mapped[float] = mapped_column(Float)
+    score_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    model_version: Mapped[str] = mapped_column(String(64), default="")
+
+
+class PackageFixRow(Base):
+    """Distribution data: a package's fixed (or affected) version for some CVEs on one distro."""
+
+    __tablename__ = "package_fixes"
+    __table_args__ = (Index("ix_package_fixes_distro_package", "distro", "package"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(32))
+    advisory_id: Mapped[str] = mapped_column(String(128))
+    distro: Mapped[str] = mapped_column(String(64))
+    package: Mapped[str] = mapped_column(String(255))
+    scheme: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))
+    fixed: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    introduced: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    published: Mapped[date | None] = mapped_column(Date, nullable=True)
+    cves: Mapped[list[Any]] = mapped_column(JSON)
+    title: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str] = mapped_column(Text, default="")
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class XsaRow(Base):
+    __tablename__ = "xen_advisories"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    cves: Mapped[list[Any]] = mapped_column(JSON)
+    public_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+
+
+class FeedImportRow(Base):
+    """One file of one ``feeds import``: what it was and what it changed."""
+
+    __tablename__ = "feed_imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    records: Mapped[int] = mapped_column(Integer)
+    added: Mapped[int] = mapped_column(Integer)
+    changed: Mapped[int] = mapped_column(Integer)
+    unchanged: Mapped[int] = mapped_column(Integer)
+
+
+class FindingRow(Base):
+    """A (host, component, vulnerability) match with its evidence; closed when it stops matching."""
+
+    __tablename__ = "findings"
+    __table_args__ = (
+        UniqueConstraint("host_id", "cve_id", "component"),
+        Index("ix_findings_cve_id", "cve_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), index=True)
+    cve_id: Mapped[str] = mapped_column(String(32))
+    component: Mapped[str] = mapped_column(String(255))
+    installed: Mapped[str] = mapped_column(String(255))
+    fixed_in: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    confidence: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    evidence: Mapped[list[Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AssessmentRow(Base):
+    """One matching run: when, what it covered, and what it opened and closed."""
+
+    __tablename__ = "assessments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    scope: Mapped[str] = mapped_column(String(16))
+    inventory_import_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
