@@ -15,13 +15,14 @@ from hvpatch.cli.context import state
 from hvpatch.cli.feeds import print_refresh
 from hvpatch.cli.inventory import print_summary
 from hvpatch.cli.render import OUTPUT_OPTION, Output, console, emit_json, err_console, table
+from hvpatch.cli.risk import print_ranked
 from hvpatch.domain.generator import demo_fleet
 from hvpatch.services.bundled import bundled_feeds_dir
 from hvpatch.services.feeds import import_feeds
 from hvpatch.services.findings import explain, list_findings, overview, refresh_findings
 from hvpatch.services.inventory import import_fleet, load_fleet
+from hvpatch.services.risk import assess_risk, explain_risk, ranked
 from hvpatch.services.summary import summarize
-
 
 def _fresh_demo_db(explicit: str | None) -> str:
     """The demo's store: ``--db`` if given, else a new SQLite file next to the default store."""
@@ -61,12 +62,15 @@ def demo(
         matching = refresh_findings(store)
     exposure = overview(store)
     example = _example(store)
+    risk = assess_risk(store, actor="demo")  # the built-in policy, no per-CVE overrides
+    ranking = ranked(store)
     secs = round(time.perf_counter() - t0, 2)
     if output is Output.JSON:
         emit_json({"store": store.safe_url, "import": result.as_dict(),
                    "summary": summary.as_dict(), "feeds": feeds.totals(),
                    "matching": matching.as_dict(), "findings": exposure,
-                   "example": example, "seconds": secs})
+                   "example": example, "risk": risk.as_dict(), "ranked": ranking[:20],
+                   "seconds": secs})
         return
     console.rule("[bold]hvpatch demo[/] · 1. Know: the fleet")
     print_summary(summary)
@@ -85,6 +89,16 @@ def demo(
                 for e in v["evidence"]:
                     console.print(f"  [{e['source']}] {e['rule']}: {e['comparison']}",
                                   markup=False, highlight=False)
+    console.rule("3. Decide: exposure against patch risk, per host")
+    print_ranked(ranking, "host", 12)
+    console.print(f"{risk.hosts} hosts with open findings: "
+                  + ", ".join(f"{v} {k}" for k, v in sorted(risk.by_decision.items()))
+                  + f"; {risk.overdue} past their deadline (KEV due dates count).")
+    if ranking:
+        top = explain_risk(store, ranking[0]["host"])
+        console.print(f"\nWhy {top['host']} is {top['decision']} (hvpatch risk explain):")
+        for r in top["reasons"]:
+            console.print(f"  - {r}", markup=False, highlight=False)
     db = store.safe_url
     path = make_url(db).database if db.startswith("sqlite") else None
     console.rule("What to try next")
@@ -94,6 +108,7 @@ def demo(
         f"hvpatch --db {db} inventory list --family esxi --ring prod",
         f"hvpatch --db {db} inventory show {first}",
         f"hvpatch --db {db} findings list --kev --confidence high",
+        f"hvpatch --db {db} assess --by tenant",
         f"hvpatch --db {db} findings explain {example['host']} {example['cve']}"
         if example else f"hvpatch --db {db} findings list",
         "hvpatch sim generate --hosts 500 --seed 42 --out fleet.json",

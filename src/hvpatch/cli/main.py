@@ -12,6 +12,7 @@ from hvpatch.cli import demo as demo_cmd
 from hvpatch.cli import feeds as feeds_cmd
 from hvpatch.cli import findings as findings_cmd
 from hvpatch.cli import inventory as inventory_cmd
+from hvpatch.cli import risk as risk_cmd
 from hvpatch.cli import sim as sim_cmd
 from hvpatch.cli.context import AppState
 from hvpatch.cli.errors import EXIT_BUG, report
@@ -36,6 +37,10 @@ app.add_typer(feeds_cmd.app, name="feeds")
 app.add_typer(findings_cmd.app, name="findings")
 app.add_typer(db_cmd.app, name="db")
 app.command("demo")(demo_cmd.demo)
+app.command("assess")(risk_cmd.assess)
+app.add_typer(risk_cmd.risk_app, name="risk")
+app.add_typer(risk_cmd.exceptions_app, name="exceptions")
+app.add_typer(risk_cmd.policy_app, name="policy")
 
 
 def _version(value: bool) -> None:

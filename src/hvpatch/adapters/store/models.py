@@ -267,3 +267,76 @@ class AssessmentRow(Base):
     scope: Mapped[str] = mapped_column(String(16))
     inventory_import_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ExceptionRow(Base):
+    """A risk exception: defer a CVE (or all) on a host until a date; who asked, who approved."""
+
+    __tablename__ = "risk_exceptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), index=True)
+    cve_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    compensating_control: Mapped[str] = mapped_column(Text)
+    expires_on: Mapped[date] = mapped_column(Date)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    closed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class FindingRiskRow(Base):
+    """The latest exposure assessment of a finding, and the one before (to show changes)."""
+
+    __tablename__ = "finding_risks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    finding_id: Mapped[int] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE"), unique=True)
+    score: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(16))
+    impact_class: Mapped[str] = mapped_column(String(24))
+    deadline: Mapped[date] = mapped_column(Date)
+    deadline_reason: Mapped[str] = mapped_column(Text)
+    deferred_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    factors: Mapped[list[Any]] = mapped_column(JSON)
+    ssvc: Mapped[list[Any]] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    prev_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    prev_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class HostRiskRow(Base):
+    """The latest decision for a host and the one before."""
+
+    __tablename__ = "host_risks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), unique=True)
+    decision: Mapped[str] = mapped_column(String(24))
+    outcome: Mapped[str] = mapped_column(String(16))
+    exposure_score: Mapped[float] = mapped_column(Float)
+    patch_score: Mapped[float] = mapped_column(Float)
+    candidate: Mapped[str] = mapped_column(String(255))
+    deadline: Mapped[date | None] = mapped_column(Date, nullable=True)
+    reasons: Mapped[list[Any]] = mapped_column(JSON)
+    patch_factors: Mapped[list[Any]] = mapped_column(JSON)
+    mitigation: Mapped[str] = mapped_column(Text, default="")
+    suggest_defer: Mapped[bool] = mapped_column(Boolean, default=False)
+    defer_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    open_findings: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    prev_decision: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    prev_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class RiskRunRow(Base):
+    """One risk assessment run: when, by whom, under which policy, and what changed."""
+
+    __tablename__ = "risk_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(128))
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
