@@ -67,8 +67,11 @@ def test_rerun_reports_what_changed(assessed: Store) -> None:
     assert same.changes == []
     changed = assess_risk(assessed, now=NOW + timedelta(minutes=2),
                           overrides=load_overrides(EXAMPLES / "overrides.yaml"))
-    moved = {c["host"] for c in changed.changes}
-    assert "fra1-esx-01-h01" in moved or changed.changes == []  # ESXi 7.0 host, KEV CVE
+    # the override makes CVE-2024-37085 (KEV) a management-plane weakness: cluster-wide,
+    # total impact, three tenants in the cluster -> Act instead of Attend
+    moved = {(c["host"], c.get("cve")): c for c in changed.changes}
+    change = moved[("fra1-esx-01-h01", "CVE-2024-37085")]
+    assert (change["change"], change["from"], change["to"]) == ("outcome", "Attend", "Act")
     with assessed.session() as s:
         runs = s.scalars(select(RiskRunRow).order_by(RiskRunRow.id)).all()
     assert len(runs) == 3 and runs[-1].actor == "hvpatch"

@@ -50,12 +50,12 @@ def _changes(summary: RiskSummary) -> None:
     if not summary.changes:
         console.print("No change since the previous assessment.")
         return
-    rows = [[c["host"], c["change"], c.get("from", "-"),
+    rows = [[c["host"], c.get("cve", "-"), c["change"], c.get("from", "-"),
              c.get("to") or f"{c.get('decision', '')}/{c.get('outcome', '')}".strip("/") or "-"]
             for c in summary.changes[:30]]
     more = f" (first 30 of {len(summary.changes)})" if len(summary.changes) > 30 else ""
     console.print(table(f"What changed since the previous assessment{more}",
-                        ["host", "change", "from", "to"], rows))
+                        ["host", "cve", "change", "from", "to"], rows))
 
 
 def print_ranked(rows: list[dict[str, Any]], by: str, limit: int) -> None:

@@ -73,6 +73,7 @@ class RiskSummary:
 
     hosts: int = 0
     findings: int = 0
+    new_findings: int = 0
     by_decision: dict[str, int] = field(default_factory=dict)
     by_outcome: dict[str, int] = field(default_factory=dict)
     overdue: int = 0
@@ -172,9 +173,11 @@ def assess_risk(store: Store, *, policy: Policy = DEFAULT_POLICY,
                     for fid, *_ in rows:
                         if risks[fid].cve == fr.cve and risks[fid].component == fr.component:
                             risks[fid] = fr
-        _store(s, decisions, labels, risks, now, summary)
+        where = {f[0]: (names[f[1]], f[2]) for f in findings}
+        _store(s, decisions, labels, risks, where, now, summary)
         summary.hosts = len(decisions)
         summary.findings = len(risks)
+        summary.new_findings = sum(1 for c in summary.changes if c["change"] == "new finding")
         summary.by_decision = dict(Counter(d.decision.value for d in decisions.values()))
         summary.by_outcome = dict(Counter(d.outcome.value for d in decisions.values()))
         summary.overdue = sum(1 for d in decisions.values() if d.deadline and d.deadline < today)
@@ -186,8 +189,10 @@ def assess_risk(store: Store, *, policy: Policy = DEFAULT_POLICY,
 
 
 def _store(s: Any, decisions: dict[int, HostDecision], labels: dict[int, str],
-           risks: dict[int, FindingRisk], now: datetime, summary: RiskSummary) -> None:
+           risks: dict[int, FindingRisk], where: dict[int, tuple[str, str]], now: datetime,
+           summary: RiskSummary) -> None:
     old_f = {r.finding_id: r for r in s.scalars(select(FindingRiskRow))}
+    first_run = not old_f
     ins, upd = [], []
     for fid, fr in risks.items():
         e = fr.exposure
@@ -197,11 +202,18 @@ def _store(s: Any, decisions: dict[int, HostDecision], labels: dict[int, str],
                "factors": [[f.name, f.value, f.weight, f.part, f.note] for f in e.factors],
                "ssvc": [list(p) for p in e.ssvc], "computed_at": now}
         old = old_f.get(fid)
+        host, cve = where[fid]
         if old is None:
             ins.append({**row, "prev_score": None, "prev_outcome": None})
+            if not first_run:
+                summary.changes.append({"host": host, "cve": cve, "change": "new finding",
+                                        "to": e.outcome.value})
         else:
             upd.append({"id": old.id, **row, "prev_score": old.score,
                         "prev_outcome": old.outcome})
+            if old.outcome != e.outcome.value:
+                summary.changes.append({"host": host, "cve": cve, "change": "outcome",
+                                        "from": old.outcome, "to": e.outcome.value})
     for batch, stmt in ((upd, update(FindingRiskRow)), (ins, insert(FindingRiskRow))):
         for i in range(0, len(batch), 5000):
             s.execute(stmt, batch[i:i + 5000])

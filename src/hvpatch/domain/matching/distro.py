@@ -72,12 +72,12 @@ class DistroVerdict:
     fix: PackageFix
 
 
-def _verdict(affected: bool, p: tuple[Version, PackageFix, Confidence],
+def _verdict(affected: bool, p: tuple[Version, PackageFix, Confidence, str],
              installed: str) -> DistroVerdict:
-    _v, fix, conf = p
+    _v, fix, conf, fixed = p
     op = "<" if affected else ">="
-    return DistroVerdict(affected, conf, fix.fixed,
-                         f"installed {installed} {op} {fix.fixed} ({fix.source} {fix.advisory_id})",
+    return DistroVerdict(affected, conf, fixed,
+                         f"installed {installed} {op} {fixed} ({fix.source} {fix.advisory_id})",
                          fix)
 
 
@@ -85,7 +85,9 @@ def decide(fixes: list[tuple[PackageFix, Confidence]], installed: str,
            scheme: str) -> DistroVerdict | None:
     """Judge ``installed`` against the fix records that apply to the host.
 
-    Rules, in order:
+    The host's own distribution's records decide first (high confidence), then those of
+    rebuilds of the same release (medium): another stream's fix never clears a host whose own
+    distribution says otherwise. Within one level, rules in order:
 
     1. a ``known_not_affected`` record clears the host;
     2. fixed records on the *same upstream version* as the installed package decide by plain
@@ -95,28 +97,42 @@ def decide(fixes: list[tuple[PackageFix, Confidence]], installed: str,
     4. ``known_affected`` without any fix means affected with no fixed version.
 
     Records whose versions do not parse in the host's scheme are ignored; a record whose
-    ``introduced`` version is newer than the installed one does not apply.
+    ``introduced`` version is newer than the installed one does not apply. Ties between
+    records at one version are broken by advisory id, so the result does not depend on the
+    order of the records; the fixed version is reported with the installed package's epoch
+    when the record omits it.
     """
     try:
         have = parse_version(scheme, installed)
     except VersionParseError:
         return None
+    ordered = sorted(fixes, key=lambda fc: (fc[0].source, fc[0].advisory_id, fc[0].fixed or ""))
+    for level in (Confidence.HIGH, Confidence.MEDIUM, Confidence.LOW):
+        verdict = _decide([fc for fc in ordered if fc[1] is level], have, installed, scheme)
+        if verdict is not None:
+            return verdict
+    return None
+
+
+def _decide(fixes: list[tuple[PackageFix, Confidence]], have: Version, installed: str,
+            scheme: str) -> DistroVerdict | None:
     for fix, conf in fixes:
         if fix.status is FixStatus.KNOWN_NOT_AFFECTED:
             return DistroVerdict(False, conf, None,
                                  f"{fix.source} {fix.advisory_id}: known not affected", fix)
-    parsed: list[tuple[Version, PackageFix, Confidence]] = []
+    parsed: list[tuple[Version, PackageFix, Confidence, str]] = []
     for fix, conf in fixes:
         if fix.status is not FixStatus.FIXED or not fix.fixed:
             continue
+        fixed = _with_epoch(fix.fixed, installed, scheme)
         try:
-            version = parse_version(scheme, _with_epoch(fix.fixed, installed, scheme))
+            version = parse_version(scheme, fixed)
             if fix.introduced and parse_version(
                     scheme, _with_epoch(fix.introduced, installed, scheme)) > have:
                 continue
         except VersionParseError:
             continue
-        parsed.append((version, fix, conf))
+        parsed.append((version, fix, conf, fixed))
     if parsed:
         same = [p for p in parsed if _upstream(p[0]) == _upstream(have)]
         if same:

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from hvpatch.domain.cpe import (
     ConfigResult,
     Configuration,
+    Cpe,
     MatchEvidence,
+    Node,
     Platform,
     VersionCompare,
     compare_dotted,
@@ -31,7 +33,12 @@ from hvpatch.domain.cpe import (
 )
 from hvpatch.domain.fleet import Fleet
 from hvpatch.domain.matching.distro import Confidence, DistroVerdict, decide, distro_match
-from hvpatch.domain.matching.esxi import esxi_compare, esxi_verdict
+from hvpatch.domain.matching.esxi import (
+    esxi_compare,
+    esxi_verdict,
+    gap_between_levels,
+    listed_levels,
+)
 from hvpatch.domain.matching.index import AdvisoryIndex, CompiledVuln
 from hvpatch.domain.matching.platform import (
     Target,
@@ -115,9 +122,11 @@ class _Software:
         if isinstance(software, EsxiSoftware):
             build = EsxiBuild.parse(software.build)
             release = build.release
-            esxi = self.components.get("esxi")
-            if esxi is not None:
-                self.compare = esxi_compare(str(esxi.cpe.version), build.build)
+            if release is not None:
+                major, minor = (int(x) for x in release.version.split(".")[:2])
+                versions = frozenset(str(t.cpe.version) for t in self.targets
+                                     if t.component == "esxi")
+                self.compare = esxi_compare(versions, (major, minor), build.build)
         self.esxi_release = release
         self._results: dict[int, ConfigResult] = {}
 
@@ -176,14 +185,15 @@ def _nvd_verdicts(state: _Software, index: AdvisoryIndex, cv: CompiledVuln) -> l
                                   f"host {t.cpe} ({t.installed})") for t, e in hits)
         target = hits[0][0]
         fixed = next((f for f in (_fixed_in(e) for _, e in hits) if f), None)
-        if target.upstream_of_package and state.distro:
-            dv = _distro(state, index, component, cve)
+        if target.upstream_of_package:
+            dv = _distro(state, index, component, cve) if state.distro else None
             if dv is not None:
                 out.append(_from_distro(cve, dv[0], dv[1], dv[2], evidence))
                 continue
-            note = Evidence("note", "upstream range on a distribution package",
-                            f"no {state.distro} data for {cve}; the distribution may have "
-                            "backported the fix")
+            who = (f"no {state.distro} data for {cve}; the distribution" if state.distro
+                   else f"no vendor package data for {cve}; the vendor")
+            note = Evidence("note", "upstream range on a packaged component",
+                            f"{who} may have backported the fix")
             out.append(Verdict(cve, component, target.installed, True, Confidence.LOW,
                                "nvd-cpe", fixed, (*evidence, note)))
             continue
@@ -208,14 +218,15 @@ def _cumulative(index: AdvisoryIndex, cv: CompiledVuln, target: Target,
     """
     cve = cv.vuln.cve_id
     published = cv.vuln.published.date() if cv.vuln.published else None
-    product = str(target.cpe.product)
     installed = WindowsBuild.parse(target.installed)
     if published is not None:
-        later = [(b, d, c) for b, d, c in index.windows_builds.get(product, ())
-                 if d >= published and b <= installed]
+        # build numbers name the product line (20348 is Server 2022), so only fixes of the
+        # host's own line say anything about its cumulative updates
+        later = [(b, d, c) for builds in index.windows_builds.values() for b, d, c in builds
+                 if b.build == installed.build and d >= published and b <= installed]
         if later:
             b, d, c = min(later, key=lambda x: x[0])
-            ev = Evidence("cumulative-update", f"{c} was fixed in {product} build {b} on {d}",
+            ev = Evidence("cumulative-update", f"{c} was fixed in build {b} on {d}",
                           f"installed {installed} >= {b}, released on or after {cve}'s "
                           f"publication ({published}); cumulative updates include the fix")
             return Verdict(cve, target.component, target.installed, False, Confidence.MEDIUM,
@@ -224,6 +235,34 @@ def _cumulative(index: AdvisoryIndex, cv: CompiledVuln, target: Target,
                     "no later build with a known release date is installed, or none is known")
     return Verdict(cve, target.component, target.installed, True, Confidence.LOW, "nvd-cpe",
                    fixed, (*evidence, note))
+
+
+def _criteria(cv: CompiledVuln) -> Iterator[Cpe]:
+    def walk(n: Node) -> Iterator[Cpe]:
+        for m in n.matches:
+            if m.vulnerable:
+                yield m.criteria
+        for child in n.children:
+            yield from walk(child)
+
+    for c in cv.configs:
+        for n in c.nodes:
+            yield from walk(n)
+
+
+def _esxi_gap(state: _Software, cv: CompiledVuln) -> Verdict | None:
+    """An ESXi release NVD skipped between two listed levels of its update (medium)."""
+    release = state.esxi_release
+    if release is None:
+        return None
+    line = ".".join(release.version.split(".")[:2])
+    why = gap_between_levels(release, listed_levels(_criteria(cv), line))
+    if why is None:
+        return None
+    ev = Evidence("nvd-cpe", f"update levels NVD enumerates for ESXi {line}",
+                  f"{release.name} ({release.build}): {why}")
+    return Verdict(cv.vuln.cve_id, "esxi", str(EsxiBuild(release.build)), True,
+                   Confidence.MEDIUM, "nvd-cpe", None, (ev,))
 
 
 def _esxi_vendor(state: _Software, cv: CompiledVuln) -> Verdict | None:
@@ -298,6 +337,11 @@ def assess_software(software: Software, index: AdvisoryIndex,
                     if v.component not in decided:
                         out.append(v)
                         decided.add(v.component)
+                if "esxi" in state.components and "esxi" not in decided:
+                    gap = _esxi_gap(state, cv)
+                    if gap is not None:
+                        out.append(gap)
+                        decided.add("esxi")
             elif not decided:
                 found = _unanalysed(state, index, cv)
                 out.extend(found)

@@ -10,11 +10,11 @@ the oldest. Lines the vendor does not list (often end-of-life ones) get no verdi
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from hvpatch.domain.advisories import VendorAffected
-from hvpatch.domain.cpe import compare_dotted
+from hvpatch.domain.cpe import Cpe, compare_dotted
 from hvpatch.domain.versions import EsxiRelease, esxi_releases
 
 _FIX_ID = re.compile(r"(?i)esxi(\d)(\d)(?:u(\d+))?[a-z]*-(\d{5,9})")
@@ -109,16 +109,77 @@ def bound_build(bound: str) -> int | None:
     return None
 
 
-def esxi_compare(target_version: str, host_build: int) -> Callable[[str, str], int]:
-    """A range comparator for one ESXi host: its CPE version means its build number."""
+def _bound_key(bound: str, host_line: tuple[int, int]) -> tuple[int, ...] | None:
+    """(major, minor) for a line bound such as ``6.7``; (major, minor, build) otherwise."""
+    b = bound.strip().lower()
+    m = _PLAIN.match(b)
+    if m and m.group(3) is None:
+        return int(m.group(1)), int(m.group(2))
+    build = bound_build(b)
+    if build is None:
+        return None
+    line = _PATCH_ID.match(b) or _FIX_ID.search(b) or m
+    major, minor = (int(line.group(1)), int(line.group(2))) if line else host_line
+    return major, minor, build
 
-    def key(text: str) -> int | None:
-        return host_build if text == target_version else bound_build(text)
+
+def esxi_compare(target_versions: frozenset[str], host_line: tuple[int, int],
+                 host_build: int) -> Callable[[str, str], int]:
+    """A range comparator for one ESXi host: its CPE version means (its line, its build).
+
+    Build numbers interleave across lines (a 6.5 patch can carry a higher number than a 6.7
+    one), so bounds compare by line first and by build within the line. A bound that names a
+    line only (``6.7``) covers the whole line: ``>= 6.7`` and ``<= 6.7`` include every 6.7
+    build, ``< 6.7`` none. A bare build number is taken to be on the host's own line.
+    """
+    host = (*host_line, host_build)
+
+    def key(text: str) -> tuple[int, ...] | None:
+        return host if text in target_versions else _bound_key(text, host_line)
 
     def compare(a: str, b: str) -> int:
         ka, kb = key(a), key(b)
         if ka is None or kb is None:
             return compare_dotted(a, b)
-        return (ka > kb) - (ka < kb)
+        n = min(len(ka), len(kb))
+        return (ka[:n] > kb[:n]) - (ka[:n] < kb[:n])
 
     return compare
+
+
+_LEVEL = re.compile(r"^(?:update_?|u)0*(\d+)([a-z]?)$")
+
+
+def listed_levels(criteria: Iterable[Cpe], line: str) -> set[tuple[int, str]]:
+    """(update number, letter) of every ESXi update level the criteria enumerate on ``line``."""
+    out: set[tuple[int, str]] = set()
+    for c in criteria:
+        if c.product != "esxi" or c.text("version") not in (line, f"{line}.0"):
+            continue
+        update = c.text("update")
+        m = _LEVEL.match(update or "")
+        if m:
+            out.add((int(m.group(1)), m.group(2)))
+    return out
+
+
+def gap_between_levels(release: EsxiRelease, listed: set[tuple[int, str]]) -> str | None:
+    """Why a release NVD does not list is affected anyway, or None.
+
+    NVD enumerates affected update levels and leaves out releases it never indexed (VMware's
+    withdrawn 7.0 U3/U3a/U3b, for instance). A release lying between two listed levels of the
+    *same* update (U3a between U3 and U3c) is affected like its neighbours; beyond the last
+    listed level, or on an update NVD does not list at all, nothing is concluded.
+    """
+    m = _UPDATE.search(release.update or "")
+    if not m:
+        return None
+    n = int(m.group(1))
+    letter = (release.update or "")[m.end():]
+    letters = sorted(x for u, x in listed if u == n)
+    below = [x for x in letters if x < letter]
+    above = [x for x in letters if x > letter]
+    if below and above:
+        return (f"NVD lists update {n}{below[-1]} and {n}{above[0]} of this line as affected "
+                f"but not {n}{letter}, which lies between them")
+    return None

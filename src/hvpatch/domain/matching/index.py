@@ -104,6 +104,13 @@ def _windows_fixes(configs: tuple[Configuration, ...]) -> set[tuple[str, Windows
     return out
 
 
+def _newer(a: Vulnerability, b: Vulnerability) -> bool:
+    """Whether ``a`` is a strictly newer version of the record than ``b``."""
+    if a.last_modified is None or b.last_modified is None:
+        return False
+    return a.last_modified.replace(tzinfo=None) > b.last_modified.replace(tzinfo=None)
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledVuln:
     """A vulnerability with its configurations compiled and its vendor data pre-read."""
@@ -157,7 +164,15 @@ class AdvisoryIndex:
         self.fix_cves[family].update(fix.cves)
 
     def add(self, v: Vulnerability) -> None:
-        """Compile and index one vulnerability (replacing an earlier one with the same id)."""
+        """Compile and index one vulnerability.
+
+        Of two records with one CVE id the newer (by ``last_modified``) is kept, whatever the
+        order they come in; the index entries of the older stay, which only widens the
+        candidate pre-filter.
+        """
+        old = self.vulns.get(v.cve_id)
+        if old is not None and _newer(old.vuln, v):
+            return
         try:
             configs = tuple(self._compile(c) for c in v.configurations)
         except InputError as exc:

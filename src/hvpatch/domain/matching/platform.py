@@ -22,7 +22,7 @@ from hvpatch.domain.software import (
     Software,
     XenSoftware,
 )
-from hvpatch.domain.versions import EsxiBuild, WindowsBuild
+from hvpatch.domain.versions import EsxiBuild, EsxiRelease, WindowsBuild
 
 _NUMERIC = re.compile(r"^\d+(?:\.\d+)*")
 
@@ -92,7 +92,7 @@ def _distro_context(distro: str) -> list[Target]:
 
 WINDOWS_PRODUCTS = {
     9200: ("windows_server_2012", "-"),
-    9600: ("windows_server_2012", "r2"),
+    9600: ("windows_server_2012_r2", "r2"),
     14393: ("windows_server_2016", "-"),
     17763: ("windows_server_2019", "-"),
     20348: ("windows_server_2022", "-"),
@@ -106,24 +106,67 @@ def _windows(sw: HyperVSoftware) -> list[Target]:
     product = WINDOWS_PRODUCTS.get(build.build)
     if product is None:
         return []
-    name, update = product
+    name, legacy = product
     full = str(build)
+    # Older NVD records name the product for every build ("windows_server_2019:-", and
+    # "windows_server_2012:r2" for 2012 R2): no build range to compare, so such matches are
+    # judged by the cumulative-update rule or kept at low confidence.
+    legacy_cpe = (_cpe("o", "microsoft", "windows_server_2012", "r2", "-", "x64")
+                  if legacy == "r2" else _cpe("o", "microsoft", name, "-", "-", "x64"))
     return [
         Target(_cpe("o", "microsoft", name, full, "*", "x64"), "windows", full),
-        # Older NVD records list "windows_server_2019:-" for every build of the product: no
-        # build range to compare, so such matches are kept only at low confidence.
-        Target(_cpe("o", "microsoft", name, "-", update, "x64"), "windows", full,
-               legacy_windows=True),
+        Target(legacy_cpe, "windows", full, legacy_windows=True),
     ]
+
+
+_UPDATE_NAME = re.compile(r"(?i)update (\d+)([a-z]?)\b")
+
+
+def esxi_updates(release: EsxiRelease) -> list[str]:
+    """Every spelling of the release's update level that NVD uses (``update_3c``, ``u3c``).
+
+    The build table gives NVD's usual spelling; some records write ``u1``/``u1a`` (with the
+    version as ``7.0.0``), older ones ``update03``. Where the table has none, it is derived from
+    the release name (``ESXi 6.7 Update 3`` -> ``update_3``).
+    """
+    out = [release.update] if release.update else []
+    m = re.fullmatch(r"update_(\d+)([a-z]?)", release.update or "")
+    n = letter = ""
+    if m:
+        n, letter = m.group(1), m.group(2)
+    elif not release.update:
+        named = _UPDATE_NAME.search(release.name)
+        if named:
+            n, letter = named.group(1), named.group(2).lower()
+            out.append(f"update_{n}{letter}")
+    if n:
+        out += [f"u{n}{letter}", f"update{int(n):02d}{letter}"]
+    major, minor = release.version.split(".")[:2]
+    if int(major) < 7:
+        # 6.x records enumerate patch bulletins (670-201908101: security, 670-201908401: bug
+        # fixes) of the release's month; a release row may name its rollup (670-201908001)
+        month = f"{release.release_date:%Y%m}"
+        stem = f"{major}{minor}0-{month}"
+        out += [f"{stem}{kind}01" for kind in "0124"]
+    return list(dict.fromkeys(out))
 
 
 def _esxi(sw: EsxiSoftware) -> list[Target]:
     build = EsxiBuild.parse(sw.build)
     release = build.release
-    if release is None or not release.update:
+    if release is None:
         return []
     line = ".".join(release.version.split(".")[:2])
-    return [Target(_cpe("o", "vmware", "esxi", line, release.update), "esxi", str(build))]
+    updates = esxi_updates(release) or ["*"]
+    out = []
+    for version in dict.fromkeys((line, f"{line}.0")):
+        for update in updates:
+            if version != line and not update.startswith("u"):
+                continue  # "7.0.0" only appears with the short "u1" spelling
+            for part in ("o", "a"):  # some records name ESXi as an application
+                out.append(Target(_cpe(part, "vmware", "esxi", version, update), "esxi",
+                                  str(build)))
+    return out
 
 
 def targets(software: Software) -> list[Target]:

@@ -75,9 +75,11 @@ def patch_risk(candidate: Candidate, maturity: Maturity | None, *, family: str, 
                evidence: tuple[RingEvidence, ...] = ()) -> PatchRisk:
     """Score ``candidate``; see the module docstring."""
     factors: list[Factor] = []
-    if candidate.withdrawn:
+    if candidate.withdrawn:  # certain to be wrong, and the worst harm: the maximum score
         factors.append(Factor("withdrawn", candidate.label, 1.0, LIKELIHOOD,
                               candidate.known_issue or "withdrawn by the vendor"))
+        factors.append(Factor("withdrawn_release", "never a target", 1.0, IMPACT,
+                              "a withdrawn release is not installed, whatever else holds"))
     if candidate.known_issue and not candidate.withdrawn:
         factors.append(Factor("known_issue", candidate.known_issue, 0.3, LIKELIHOOD))
     if candidate.release_date is None:
@@ -115,6 +117,4 @@ def patch_risk(candidate: Candidate, maturity: Maturity | None, *, family: str, 
         factors.append(Factor("no_rollback", family, 0.3, IMPACT, how))
     factors.append(Factor("ring", ring or "(none)", _RING_HARM.get(ring, 0.25), IMPACT))
     likelihood, impact, score = combine(factors)
-    if candidate.withdrawn:
-        score = 100.0
     return PatchRisk(score, likelihood, impact, candidate.withdrawn, tuple(factors))
