@@ -24,6 +24,7 @@ from hvpatch.services.inventory import import_fleet, load_fleet
 from hvpatch.services.risk import assess_risk, explain_risk, ranked
 from hvpatch.services.summary import summarize
 
+
 def _fresh_demo_db(explicit: str | None) -> str:
     """The demo's store: ``--db`` if given, else a new SQLite file next to the default store."""
     if explicit:
