@@ -62,16 +62,18 @@ def test_rollups_cover_the_same_hosts(assessed: Store) -> None:
         ranked(assessed, by="planet")
 
 
-def test_rerun_reports_what_changed(assessed: Store) -> None:
+def test_rerun_reports_what_changed(assessed: Store, tmp_path: Path) -> None:
     same = assess_risk(assessed, now=NOW + timedelta(minutes=1))
     assert same.changes == []
+    # CVE-2024-37085 (KEV; AD group takeover of ESXi) is a management-plane weakness by the
+    # data: total impact, Act. Overridden to a host DoS its impact is partial: Attend.
+    override = tmp_path / "overrides.yaml"
+    override.write_text("overrides:\n  CVE-2024-37085: {impact: host-dos}\n")
     changed = assess_risk(assessed, now=NOW + timedelta(minutes=2),
-                          overrides=load_overrides(EXAMPLES / "overrides.yaml"))
-    # the override makes CVE-2024-37085 (KEV) a management-plane weakness: cluster-wide,
-    # total impact, three tenants in the cluster -> Act instead of Attend
+                          overrides=load_overrides(override))
     moved = {(c["host"], c.get("cve")): c for c in changed.changes}
     change = moved[("fra1-esx-01-h01", "CVE-2024-37085")]
-    assert (change["change"], change["from"], change["to"]) == ("outcome", "Attend", "Act")
+    assert (change["change"], change["from"], change["to"]) == ("outcome", "Act", "Attend")
     with assessed.session() as s:
         runs = s.scalars(select(RiskRunRow).order_by(RiskRunRow.id)).all()
     assert len(runs) == 3 and runs[-1].actor == "hvpatch"

@@ -111,7 +111,8 @@ def overrides_from_dict(data: Any, where: str = "overrides") -> dict[str, Overri
             problems.append(Problem(loc, "expected a mapping with 'impact' and/or 'mitigation'"))
             continue
         impact = spec.get("impact")
-        if impact is not None and impact not in {c.value for c in ImpactClass}:
+        if impact is not None and (not isinstance(impact, str)
+                                   or impact not in {c.value for c in ImpactClass}):
             problems.append(Problem(f"{loc}.impact", f"unknown impact class {impact!r} (expected "
                                     f"{', '.join(c.value for c in ImpactClass)})"))
             continue
@@ -134,8 +135,10 @@ def decide_host(host: str, findings: Iterable[FindingRisk], patch: PatchRisk, po
             and (g.approved or not policy.exception_needs_approval)]
     reasons: list[str] = []
     marked: list[FindingRisk] = []
-    for f in findings:
-        grant = next((g for g in live if g.covers(host, f.cve)), None)
+    for f in sorted(findings, key=lambda f: (f.cve, f.component)):
+        # of several exceptions covering a finding, the one lasting longest defers it
+        grant = max((g for g in live if g.covers(host, f.cve)),
+                    key=lambda g: (g.expires_on, g.id), default=None)
         marked.append(FindingRisk(f.cve, f.component, f.exposure, f.deadline, f.deadline_reason,
                                   grant.id if grant else None))
     if not marked:
@@ -159,7 +162,7 @@ def decide_host(host: str, findings: Iterable[FindingRisk], patch: PatchRisk, po
     mitigation = next((mitigations[f.cve] for f in sorted(active, key=lambda f: f.cve)
                        if f.cve in mitigations), "")
     emergency = outcome.rank >= Outcome(policy.emergency_outcome).rank
-    risky = patch.score >= policy.mitigate_when_patch_risk_over
+    risky = patch.score > policy.mitigate_when_patch_risk_over
     suggest = False
     if patch.withdrawn:
         decision = Decision.MITIGATE_FIRST

@@ -102,9 +102,15 @@ _TREE: dict[tuple[str, bool, bool], tuple[Outcome, Outcome, Outcome]] = {
 EPSS_POC_THRESHOLD = 0.1
 
 
+def _norm(key: str) -> str:
+    return key.lower().replace(" ", "").replace("_", "")
+
+
 def _ssvc_value(v: Vulnerability, name: str) -> str | None:
+    """An SSVC decision point of the record, whatever its spelling (technicalImpact, ...)."""
+    want = _norm(name)
     for key, value in v.ssvc:
-        if key.lower() == name:
+        if _norm(key) == want:
             return value.lower()
     return None
 

@@ -90,27 +90,41 @@ def vector_of(v: Vulnerability) -> Vector:
 
 
 def classify(v: Vulnerability, override: ImpactClass | None = None) -> tuple[ImpactClass, str]:
-    """The impact class of ``v`` and why; see the module docstring for the order."""
+    """The impact class of ``v`` and why. Order of the rules:
+
+    1. the per-CVE override;
+    2. the CVSS impact metrics when they are one-sided: availability only is a host DoS,
+       confidentiality only is a disclosure (descriptions of DoS bugs often say "on the host");
+    3. a management-plane service reached over the (adjacent) network (OpenSLP, CIM, web UI,
+       APIs), or a network attack with few privileges that gains C/I;
+    4. escape wording in the description (VMX process, guest to host, sandbox, dom0) or a
+       scope change from a local/adjacent attacker with C/I impact;
+    5. the weakness (CWE): DoS and disclosure classes, then memory corruption reachable from a
+       guest; otherwise "other".
+    """
     if override is not None:
         return override, "per-CVE override file"
     text = v.description
     vec = vector_of(v)
     cwes = set(v.cwes)
+    none = ("N", "")
+    if vec.a in ("H", "L") and vec.c in none and vec.i in none and vec.av:
+        return ImpactClass.HOST_DOS, "CVSS impact on availability only"
+    if vec.c in ("H", "L") and vec.i in none and vec.a in none and vec.av:
+        return ImpactClass.INFO_DISCLOSURE, "CVSS impact on confidentiality only"
+    mgmt = _MGMT.search(text)
+    if mgmt and vec.av in ("N", "A"):
+        return ImpactClass.MGMT_PLANE, (f"management service reached over the network "
+                                        f"(AV:{vec.av}), description: {mgmt.group(0)!r}")
+    if vec.av == "N" and vec.pr in ("N", "L") and (vec.c == "H" or vec.i == "H"):
+        return ImpactClass.MGMT_PLANE, f"network attack with {vec.pr} privileges gaining C/I"
     escape = _ESCAPE.search(text)
     if escape and vec.av != "N":
         return ImpactClass.VM_ESCAPE, f"description: {escape.group(0)!r}"
     if vec.scope_changed and (vec.c == "H" or vec.i == "H") and vec.av in ("L", "A"):
         return ImpactClass.VM_ESCAPE, "CVSS scope change from a local/adjacent attacker (S:C)"
-    if vec.av == "N" and vec.pr in ("N", "L") and (vec.c == "H" or vec.i == "H"):
-        m = _MGMT.search(text)
-        return ImpactClass.MGMT_PLANE, (f"network attack with {vec.pr} privileges"
-                                        + (f", description: {m.group(0)!r}" if m else ""))
-    if vec.a in ("H", "L") and vec.c in ("N", "") and vec.i in ("N", ""):
-        return ImpactClass.HOST_DOS, "CVSS impact on availability only"
     if cwes & _DOS_CWES:
         return ImpactClass.HOST_DOS, f"weakness {sorted(cwes & _DOS_CWES)[0]}"
-    if vec.c in ("H", "L") and vec.i in ("N", "") and vec.a in ("N", ""):
-        return ImpactClass.INFO_DISCLOSURE, "CVSS impact on confidentiality only"
     if cwes & _INFO_CWES:
         return ImpactClass.INFO_DISCLOSURE, f"weakness {sorted(cwes & _INFO_CWES)[0]}"
     if cwes & _MEMORY_CWES and vec.av in ("L", "A") and vec.i == "H":

@@ -46,11 +46,11 @@ def policy_from_dict(data: Any, where: str = "policy") -> Policy:
         raise InputError(f"{where} is not a policy", [Problem(where, "expected a mapping")])
     problems: list[Problem] = []
     known = set(DEFAULT_POLICY.as_dict())
-    for key in sorted(set(data) - known):
+    for key in sorted({str(k) for k in data} - known):
         problems.append(Problem(f"{where}: {key}", f"unknown field (expected one of "
                                 f"{', '.join(sorted(known))})"))
     sla = dict(DEFAULT_POLICY.sla_days)
-    raw_sla = data.get("sla_days", {})
+    raw_sla = data.get("sla_days") or {}
     if not isinstance(raw_sla, dict):
         problems.append(Problem(f"{where}: sla_days", "expected a mapping of outcome to days"))
         raw_sla = {}
