@@ -149,7 +149,8 @@ def assess_risk(store: Store, *, policy: Policy = DEFAULT_POLICY,
                 o = overrides.get(cve)
                 er = exposure_risk(vulns.get(cve) or _placeholder(cve), blast, kev=kev.get(cve),
                                    epss=epss.get(cve), confidence=confidence,
-                                   impact_override=o.impact if o else None)
+                                   impact_override=o.impact if o else None,
+                                   component=component)
                 due, why = deadline(er.outcome, first_seen.date(), policy.sla_days, kev.get(cve))
                 fr = FindingRisk(cve, component, er, due, why)
                 frs.append(fr)

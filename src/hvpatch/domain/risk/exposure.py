@@ -134,7 +134,8 @@ def mission_and_wellbeing(b: BlastRadius, cluster_wide: bool) -> str:
 
 def exposure_risk(v: Vulnerability, blast: BlastRadius, *, kev: KevEntry | None = None,
                   epss: EpssScore | None = None, confidence: str = "high",
-                  impact_override: ImpactClass | None = None) -> ExposureRisk:
+                  impact_override: ImpactClass | None = None,
+                  component: str = "") -> ExposureRisk:
     """Score one finding; see the module docstring."""
     factors: list[Factor] = []
     vec = vector_of(v)
@@ -158,7 +159,7 @@ def exposure_risk(v: Vulnerability, blast: BlastRadius, *, kev: KevEntry | None 
     if automatable:
         factors.append(Factor("automatable", "yes", 0.1, LIKELIHOOD,
                               "SSVC" if ssvc_auto else "AV:N/AC:L/PR:N/UI:N"))
-    cls, why = classify(v, impact_override)
+    cls, why = classify(v, impact_override, component)
     factors.append(Factor("impact_class", cls.value, _CLASS[cls], IMPACT, why))
     cluster_wide = cls is ImpactClass.MGMT_PLANE
     guests = blast.cluster_guests if cluster_wide else blast.guests

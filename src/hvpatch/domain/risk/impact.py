@@ -89,14 +89,21 @@ def vector_of(v: Vulnerability) -> Vector:
     return parse_vector(best.vector) if best else Vector()
 
 
-def classify(v: Vulnerability, override: ImpactClass | None = None) -> tuple[ImpactClass, str]:
+# components that *are* a management plane: a network-reachable bug in them is one
+MGMT_COMPONENTS = frozenset({"proxmox_ve", "xcp-ng", "xenserver", "citrix-hypervisor", "aos"})
+
+
+def classify(v: Vulnerability, override: ImpactClass | None = None,
+             component: str = "") -> tuple[ImpactClass, str]:
     """The impact class of ``v`` and why. Order of the rules:
 
     1. the per-CVE override;
     2. the CVSS impact metrics when they are one-sided: availability only is a host DoS,
        confidentiality only is a disclosure (descriptions of DoS bugs often say "on the host");
-    3. a management-plane service reached over the (adjacent) network (OpenSLP, CIM, web UI,
-       APIs), or a network attack with few privileges that gains C/I;
+    3. the component hit is a management plane (Proxmox VE, XAPI, AOS) reached over the
+       network; a management service named in the description (OpenSLP, CIM, web UI, APIs)
+       reached over the (adjacent) network; or a network attack with few privileges gaining
+       C/I;
     4. escape wording in the description (VMX process, guest to host, sandbox, dom0) or a
        scope change from a local/adjacent attacker with C/I impact;
     5. the weakness (CWE): DoS and disclosure classes, then memory corruption reachable from a
@@ -112,6 +119,9 @@ def classify(v: Vulnerability, override: ImpactClass | None = None) -> tuple[Imp
         return ImpactClass.HOST_DOS, "CVSS impact on availability only"
     if vec.c in ("H", "L") and vec.i in none and vec.a in none and vec.av:
         return ImpactClass.INFO_DISCLOSURE, "CVSS impact on confidentiality only"
+    if component in MGMT_COMPONENTS and vec.av in ("N", "A"):
+        return ImpactClass.MGMT_PLANE, (f"network-reachable bug in {component}, a management "
+                                        "plane")
     mgmt = _MGMT.search(text)
     if mgmt and vec.av in ("N", "A"):
         return ImpactClass.MGMT_PLANE, (f"management service reached over the network "

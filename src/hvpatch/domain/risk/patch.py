@@ -94,6 +94,10 @@ def patch_risk(candidate: Candidate, maturity: Maturity | None, *, family: str, 
             factors.append(Factor("bad_patch_history", f"{maturity.bad_patches} withdrawn or "
                                   f"regressing {maturity.product} releases",
                                   min(0.2, 0.05 * maturity.bad_patches), LIKELIHOOD))
+        if maturity.status == "end-of-life":
+            factors.append(Factor("line_end_of_life", f"{maturity.product} {maturity.line}",
+                                  0.1, LIKELIHOOD, "no more fixes on this line: the fix may "
+                                  "mean moving to a supported line, a bigger change"))
         if maturity.age_years is not None and maturity.age_years < 2:
             factors.append(Factor("young_product_line", f"{maturity.product} {maturity.line}: "
                                   f"{maturity.age_years:.1f} years",
