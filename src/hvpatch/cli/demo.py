@@ -14,23 +14,48 @@ from hvpatch.adapters.store.db import Store
 from hvpatch.cli.context import state
 from hvpatch.cli.feeds import print_refresh
 from hvpatch.cli.inventory import print_summary
+from hvpatch.cli.plan import print_plan
 from hvpatch.cli.render import OUTPUT_OPTION, Output, console, emit_json, err_console, table
 from hvpatch.cli.risk import print_ranked
 from hvpatch.domain.generator import demo_fleet
+from hvpatch.domain.planning.gates import plan_policy_from_dict
+from hvpatch.domain.planning.model import CampaignPlan
+from hvpatch.errors import InputError, PlanError
 from hvpatch.services.bundled import bundled_feeds_dir
 from hvpatch.services.feeds import import_feeds
 from hvpatch.services.findings import explain, list_findings, overview, refresh_findings
 from hvpatch.services.inventory import import_fleet, load_fleet
+from hvpatch.services.plans import create_plan, gantt
+from hvpatch.services.plans import summary as plan_summary
 from hvpatch.services.risk import assess_risk, explain_risk, ranked
 from hvpatch.services.summary import summarize
+
+
+def _data_dir() -> Path:
+    path = Path(platformdirs.user_data_dir("hvpatch"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+DEMO_PLAN_POLICY = {"ha_reserve_hosts": 0, "pinned_guests": "skip-host"}
+
+
+def _plan(store: Store) -> tuple[CampaignPlan | None, str | None]:
+    """The emergency campaign for the patch-now hosts, or why none is safe."""
+    try:
+        _id, plan = create_plan(store, requester="demo", name="demo-emergency",
+                                include=("patch-now",),
+                                policy=plan_policy_from_dict(DEMO_PLAN_POLICY, "demo policy"))
+    except (PlanError, InputError) as exc:
+        return None, str(exc)
+    return plan, None
 
 
 def _fresh_demo_db(explicit: str | None) -> str:
     """The demo's store: ``--db`` if given, else a new SQLite file next to the default store."""
     if explicit:
         return explicit
-    path = Path(platformdirs.user_data_dir("hvpatch")) / "demo.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _data_dir() / "demo.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     return f"sqlite:///{path}"
@@ -65,13 +90,18 @@ def demo(
     example = _example(store)
     risk = assess_risk(store, actor="demo")  # the built-in policy, no per-CVE overrides
     ranking = ranked(store)
+    plan, plan_error = _plan(store)
+    gantt_path = None
+    if plan is not None:
+        gantt_path = gantt(plan, _data_dir() / "demo-plan.png")
     secs = round(time.perf_counter() - t0, 2)
     if output is Output.JSON:
         emit_json({"store": store.safe_url, "import": result.as_dict(),
                    "summary": summary.as_dict(), "feeds": feeds.totals(),
                    "matching": matching.as_dict(), "findings": exposure,
                    "example": example, "risk": risk.as_dict(), "ranked": ranking[:20],
-                   "seconds": secs})
+                   "plan": plan_summary(plan) if plan else None, "plan_error": plan_error,
+                   "gantt": str(gantt_path) if gantt_path else None, "seconds": secs})
         return
     console.rule("[bold]hvpatch demo[/] · 1. Know: the fleet")
     print_summary(summary)
@@ -100,6 +130,14 @@ def demo(
         console.print(f"\nWhy {top['host']} is {top['decision']} (hvpatch risk explain):")
         for r in top["reasons"]:
             console.print(f"  - {r}", markup=False, highlight=False)
+    console.rule("4. Rehearse: the campaign for the patch-now hosts")
+    if plan is None:
+        console.print(f"No safe plan: {plan_error}", highlight=False, markup=False)
+    else:
+        console.print("Plan policy: the built-in gates, no HA reserve during maintenance (N+0, "
+                      "as vLCM suspends admission control), pinned guests skip their host.")
+        print_plan(plan, moves=2)
+        console.print(f"Gantt chart: {gantt_path}")
     db = store.safe_url
     path = make_url(db).database if db.startswith("sqlite") else None
     console.rule("What to try next")
@@ -110,6 +148,7 @@ def demo(
         f"hvpatch --db {db} inventory show {first}",
         f"hvpatch --db {db} findings list --kev --confidence high",
         f"hvpatch --db {db} assess --by tenant",
+        f"hvpatch --db {db} plan show demo-emergency --moves all",
         f"hvpatch --db {db} findings explain {example['host']} {example['cve']}"
         if example else f"hvpatch --db {db} findings list",
         "hvpatch sim generate --hosts 500 --seed 42 --out fleet.json",

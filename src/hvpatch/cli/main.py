@@ -12,6 +12,7 @@ from hvpatch.cli import demo as demo_cmd
 from hvpatch.cli import feeds as feeds_cmd
 from hvpatch.cli import findings as findings_cmd
 from hvpatch.cli import inventory as inventory_cmd
+from hvpatch.cli import plan as plan_cmd
 from hvpatch.cli import risk as risk_cmd
 from hvpatch.cli import sim as sim_cmd
 from hvpatch.cli.context import AppState
@@ -41,6 +42,7 @@ app.command("assess")(risk_cmd.assess)
 app.add_typer(risk_cmd.risk_app, name="risk")
 app.add_typer(risk_cmd.exceptions_app, name="exceptions")
 app.add_typer(risk_cmd.policy_app, name="policy")
+app.add_typer(plan_cmd.app, name="plan")
 
 
 def _version(value: bool) -> None:

@@ -340,3 +340,18 @@ class RiskRunRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
     policy: Mapped[dict[str, Any]] = mapped_column(JSON)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class PlanRow(Base):
+    """A campaign plan as created: who asked, for what, and the whole plan (``plan_codec``)."""
+
+    __tablename__ = "plans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    requester: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(Text)
+    emergency: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,0 +1,1 @@
+"""Charts rendered to image files (matplotlib, headless)."""

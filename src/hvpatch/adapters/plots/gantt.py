@@ -1,0 +1,50 @@
+"""A Gantt chart of a campaign plan: one bar per wave, grouped by ring and cluster, soak shown.
+
+Rendered headless (matplotlib's Agg backend) to PNG or SVG, for the CLI and the dashboard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from hvpatch.domain.planning.model import CampaignPlan
+
+_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1")
+
+
+def render_gantt(plan: CampaignPlan, path: Path, *, max_rows: int = 60) -> Path:
+    """Write the chart to ``path`` (.png or .svg); return the path."""
+    rows: list[tuple[str, float, float, str, int]] = []
+    ring_start = 0.0
+    for i, ring in enumerate(plan.rings):
+        for w in ring.waves:
+            label = f"{ring.ring} · {w.cluster} · wave {w.index} ({len(w.hosts)} hosts)"
+            rows.append((label, ring_start + w.start_offset, w.seconds, "wave", i))
+        soak = ring.gate.soak_hours * 3600
+        if soak:
+            rows.append((f"{ring.ring} · soak", ring_start + ring.seconds - soak, soak, "soak", i))
+        ring_start += ring.seconds
+    shown = rows[:max_rows]
+    height = max(2.5, 0.32 * len(shown) + 1.5)
+    fig, ax = plt.subplots(figsize=(12, height))
+    for y, (_label, start, dur, kind, ring_i) in enumerate(shown):
+        colour = _COLOURS[ring_i % len(_COLOURS)]
+        ax.barh(y, dur / 3600, left=start / 3600, color=colour,
+                alpha=0.35 if kind == "soak" else 0.9, hatch="//" if kind == "soak" else None,
+                edgecolor=colour)
+    ax.set_yticks(range(len(shown)), [r[0] for r in shown], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("hours from the campaign start")
+    more = f" (first {max_rows} of {len(rows)} rows)" if len(rows) > max_rows else ""
+    ax.set_title(f"Campaign {plan.name}: {plan.seconds / 3600:.1f} h expected{more}")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
