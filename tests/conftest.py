@@ -35,21 +35,39 @@ def _pg_reason() -> str | None:
 _PG_UNAVAILABLE = _pg_reason()
 
 
+def _schema(worker: str) -> str:
+    # the process id keeps two test runs on one server (two checkouts, CI and a developer)
+    # out of each other's way
+    return f"hvpatch_{worker}_{os.getpid()}"
+
+
 def pg_schema_url(worker: str) -> str:
     """A URL whose connections use the worker's own schema."""
-    schema = f"hvpatch_{worker}"
     sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{_schema(worker)}"
 
 
 def _reset_pg_schema(worker: str) -> str:
-    schema = f"hvpatch_{worker}"
+    schema = _schema(worker)
     engine = create_engine(PG_URL)
     with engine.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine.dispose()
     return pg_schema_url(worker)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_schema_at_exit() -> Iterator[None]:
+    """Leave the shared test database as it was found."""
+    yield
+    if _PG_UNAVAILABLE:
+        return
+    engine = create_engine(PG_URL)
+    with engine.begin() as conn:
+        for worker in ("main", *(f"gw{i}" for i in range(64))):
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{_schema(worker)}" CASCADE'))
+    engine.dispose()
 
 
 @pytest.fixture
