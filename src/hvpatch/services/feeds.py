@@ -20,8 +20,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from hvpatch.adapters.feeds.detect import walk
-from hvpatch.adapters.store.codec import content_hash, products_of, vuln_to_dict
-from hvpatch.adapters.store.db import Store
+from hvpatch.adapters.store.codec import content_hash, encode_vuln, products_of
+from hvpatch.adapters.store.db import BulkWrite, Store
 from hvpatch.adapters.store.models import (
     EpssRow,
     FeedImportRow,
@@ -83,11 +83,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _batches(items: Iterable[Any]) -> Iterator[list[Any]]:
+def _batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
     batch: list[Any] = []
     for item in items:
         batch.append(item)
-        if len(batch) >= BATCH:
+        if len(batch) >= size:
             yield batch
             batch = []
     if batch:
@@ -100,9 +100,8 @@ class _Upsert:
     def __init__(self, s: Session, model: Any, key: str, res: FileResult, now: datetime) -> None:
         self.s, self.model, self.key, self.res, self.now = s, model, key, res, now
 
-    def apply(self, rows: list[dict[str, Any]], *, newest: str | None = None,
-              on_write: Callable[[list[tuple[int, dict[str, Any]]]], None] | None = None) -> None:
-        """Upsert ``rows``; call ``on_write`` with (id, row) of what was written.
+    def apply(self, rows: list[dict[str, Any]], *, newest: str | None = None) -> None:
+        """Upsert ``rows``.
 
         With ``newest`` (a datetime column), a row older than the stored one is left alone, so
         the same CVE in two feeds (a 1.1 and a 2.0 file, a yearly feed and an API page) keeps
@@ -136,37 +135,67 @@ class _Upsert:
             self.s.execute(insert(self.model), new)
         self.res.added += len(new)
         self.res.changed += len(changed)
-        if on_write and (new or changed):
-            written = {r[self.key] for r in new} | {r[self.key] for r in changed}
-            ids: dict[Any, int] = dict(self.s.execute(
-                select(col, self.model.id).where(col.in_(list(written)))).all())
-            on_write([(ids[k], by_key[k]) for k in written])
 
 
-def _vuln_rows(items: Iterable[Vulnerability], now: datetime) -> Iterator[dict[str, Any]]:
+_VULN_COLUMNS = ("cve_id", "source", "status", "published", "last_modified", "content_hash",
+                 "changed_at", "data")
+_LAST_MODIFIED, _HASH = _VULN_COLUMNS.index("last_modified"), _VULN_COLUMNS.index("content_hash")
+NVD_BATCH = 2000
+
+
+def _vuln_rows(items: Iterable[Vulnerability], now: datetime,
+               ) -> Iterator[tuple[tuple[Any, ...], set[tuple[str, str]]]]:
+    """(row in ``_VULN_COLUMNS`` order, products) per record; each record serialised once."""
     for v in items:
-        data = vuln_to_dict(v)
-        yield {"cve_id": v.cve_id, "source": v.source[:32], "status": v.status.value,
-               "published": v.published, "last_modified": v.last_modified,
-               "content_hash": content_hash(data), "changed_at": now, "data": data,
-               "_products": products_of(v)}
+        data, digest = encode_vuln(v)
+        yield ((v.cve_id, v.source[:32], v.status.value, v.published, v.last_modified, digest,
+                now, data), products_of(v))
 
 
 def _import_nvd(s: Session, items: Iterable[Vulnerability], res: FileResult, now: datetime) -> None:
-    up = _Upsert(s, VulnerabilityRow, "cve_id", res, now)
-    for batch in _batches(_vuln_rows(items, now)):
-        products = {r["cve_id"]: r.pop("_products") for r in batch}
-
-        def write_products(written: list[tuple[int, dict[str, Any]]],
-                           products: dict[str, set[tuple[str, str]]] = products) -> None:
-            s.execute(delete(VulnProductRow).where(
-                VulnProductRow.vuln_id.in_([i for i, _ in written])))
-            rows = [{"vuln_id": i, "vendor": v[:128], "product": p[:255]}
-                    for i, r in written for v, p in sorted(products[r["cve_id"]])]
-            if rows:
-                s.execute(insert(VulnProductRow), rows)
-
-        up.apply(batch, newest="last_modified", on_write=write_products)
+    """Upsert NVD records by CVE id, keeping the newest version of each (see ``_Upsert``)."""
+    conn = s.connection()
+    v, p = VulnerabilityRow, VulnProductRow
+    add = BulkWrite(conn, v, _VULN_COLUMNS, verbatim=("data",))
+    change = BulkWrite(conn, v, _VULN_COLUMNS, verbatim=("data",), key="id")
+    add_products = BulkWrite(conn, p, ("vuln_id", "vendor", "product"))
+    for batch in _batches(_vuln_rows(items, now), NVD_BATCH):
+        by_key: dict[str, tuple[tuple[Any, ...], set[tuple[str, str]]]] = {}
+        for item in batch:
+            k = item[0][0]
+            if k not in by_key or _utc(item[0][_LAST_MODIFIED]) >= _utc(
+                    by_key[k][0][_LAST_MODIFIED]):
+                by_key[k] = item
+        res.records += len(batch)
+        res.unchanged += len(batch) - len(by_key)
+        existing = {r[0]: r for r in conn.execute(
+            select(v.cve_id, v.id, v.content_hash, v.last_modified)
+            .where(v.cve_id.in_(list(by_key))))}
+        new: list[tuple[Any, ...]] = []
+        changed: list[tuple[Any, ...]] = []
+        written: list[tuple[int, set[tuple[str, str]]]] = []
+        for k, (row, products) in by_key.items():
+            old = existing.get(k)
+            if old is None:
+                new.append(row)
+            elif old[2] != row[_HASH] and _utc(row[_LAST_MODIFIED]) >= _utc(old[3]):
+                changed.append((*row, old[1]))
+                written.append((old[1], products))
+            else:
+                res.unchanged += 1
+        if changed:
+            change(changed)
+            conn.execute(delete(p).where(p.vuln_id.in_([i for i, _ in written])))
+        if new:
+            add(new)  # (a driver-level executemany cannot return the new ids: read them back)
+            ids = conn.execute(select(v.cve_id, v.id).where(v.cve_id.in_([r[0] for r in new])))
+            written += [(i, by_key[k][1]) for k, i in ids]
+        res.added += len(new)
+        res.changed += len(changed)
+        rows = [(i, vendor[:128], product[:255])
+                for i, products in written for vendor, product in sorted(products)]
+        if rows:
+            add_products(rows)
 
 
 def _kev_rows(items: Iterable[KevEntry], now: datetime) -> Iterator[dict[str, Any]]:

@@ -90,9 +90,23 @@ def vuln_from_dict(d: dict[str, Any]) -> Vulnerability:
     )
 
 
+def canonical_json(data: Any) -> bytes:
+    """The canonical JSON of ``data`` (UTF-8, compact, keys sorted): what is hashed and stored."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
 def content_hash(data: Any) -> str:
     """sha256 of the canonical JSON of ``data``."""
-    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def encode_vuln(v: Vulnerability) -> tuple[str, str]:
+    """(canonical JSON text, content hash) of a vulnerability, serialised once for both.
+
+    The text is what the ``data`` column stores, so the stored bytes hash to the stored hash.
+    """
+    blob = canonical_json(vuln_to_dict(v))
+    return blob.decode(), hashlib.sha256(blob).hexdigest()
 
 
 def products_of(v: Vulnerability) -> set[tuple[str, str]]:
@@ -101,7 +115,7 @@ def products_of(v: Vulnerability) -> set[tuple[str, str]]:
 
     def walk(n: ConfigNode) -> None:
         for m in n.matches:
-            parts = m.criteria.split(":")
+            parts = m.criteria.split(":", 5)  # cpe:2.3:part:vendor:product:rest
             if len(parts) > 4:
                 out.add((parts[3].lower(), parts[4].lower()))
         for c in n.children:

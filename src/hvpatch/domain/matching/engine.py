@@ -12,6 +12,11 @@ fixed-in version when known, and the evidence chain a person can audit. The orde
    records that list a product without any build range;
 4. records NVD has not analysed yet: only where vendor data or the KEV entry names the product,
    at low confidence.
+
+Large corpora stay fast because work is shared: a candidate whose configurations cannot give
+this software a verdict is dismissed by one memoised look-up (:func:`_relevant`), records with
+equal configurations share that decision, and software records offering a configuration the
+same platform names share its evaluation through the index (:meth:`_Software.evaluate`).
 """
 
 from __future__ import annotations
@@ -109,7 +114,7 @@ def _buildless_windows(t: Target, e: MatchEvidence) -> bool:
 class _Software:
     """Per-software matching state: targets, platform, packages, distribution."""
 
-    def __init__(self, software: Software) -> None:
+    def __init__(self, software: Software, index: AdvisoryIndex | None = None) -> None:
         self.software = software
         self.targets = targets(software)
         self.by_cpe = {t.cpe: t for t in self.targets}
@@ -117,6 +122,7 @@ class _Software:
         self.distro = host_distro(software)
         self.packages = host_packages(software)
         self.components = {t.component: t for t in self.targets if not t.context}
+        self.products = {(t.cpe.vendor, t.cpe.product) for t in self.targets if not t.context}
         release = None
         self.compare: VersionCompare = compare_dotted
         if isinstance(software, EsxiSoftware):
@@ -129,15 +135,44 @@ class _Software:
                 self.compare = esxi_compare(versions, (major, minor), build.build)
         self.esxi_release = release
         self._results: dict[int, ConfigResult] = {}
+        self.yields: dict[int, bool] = {}
+        # versions compared the plain dotted way: other software offering a configuration the
+        # same names gets the same result, so evaluations are shared through the index
+        self._index = index if self.compare is compare_dotted else None
+        self._offers: dict[tuple[object, object], tuple[int, ...]] = {}
 
     def evaluate(self, config: Configuration) -> ConfigResult:
         """Evaluate one compiled configuration against this software, memoised by identity."""
         key = id(config)
         result = self._results.get(key)
         if result is None:
-            result = evaluate(config, self.platform, self.compare)
+            names = self._index.names_seen_by(config) if self._index is not None else None
+            if self._index is None or names is None:
+                result = evaluate(config, self.platform, self.compare)
+            else:
+                result = self._shared(self._index, config, names)
             self._results[key] = result
         return result
+
+    def _shared(self, index: AdvisoryIndex, config: Configuration,
+                names: tuple[Cpe, ...]) -> ConfigResult:
+        """The evaluation of ``config``, shared with software offering it the same names."""
+        key = (id(config), *(self._offered(index, n) for n in names))
+        result = index.evaluations.get(key)
+        if result is None:
+            result = evaluate(config, self.platform, self.compare)
+            index.evaluations[key] = result
+        return result
+
+    def _offered(self, index: AdvisoryIndex, name: Cpe) -> tuple[int, ...]:
+        """The platform names a criterion like ``name`` can match, as the index numbers them
+        (which names these are depends only on its vendor and product)."""
+        key = (name.vendor, name.product)
+        offered = self._offers.get(key)
+        if offered is None:
+            offered = tuple(index.cpe_number(c) for c in self.platform.candidates(name))
+            self._offers[key] = offered
+        return offered
 
 
 def _distro(state: _Software, index: AdvisoryIndex, family: str, cve: str,
@@ -237,7 +272,7 @@ def _cumulative(index: AdvisoryIndex, cv: CompiledVuln, target: Target,
                    fixed, (*evidence, note))
 
 
-def _criteria(cv: CompiledVuln) -> Iterator[Cpe]:
+def _criteria(configs: tuple[Configuration, ...]) -> Iterator[Cpe]:
     def walk(n: Node) -> Iterator[Cpe]:
         for m in n.matches:
             if m.vulnerable:
@@ -245,20 +280,27 @@ def _criteria(cv: CompiledVuln) -> Iterator[Cpe]:
         for child in n.children:
             yield from walk(child)
 
-    for c in cv.configs:
+    for c in configs:
         for n in c.nodes:
             yield from walk(n)
+
+
+def _gap(state: _Software, configs: tuple[Configuration, ...]) -> str | None:
+    """Why this ESXi release is one NVD skipped between two levels ``configs`` list, if it is."""
+    release = state.esxi_release
+    if release is None:
+        return None
+    line = ".".join(release.version.split(".")[:2])
+    return gap_between_levels(release, listed_levels(_criteria(configs), line))
 
 
 def _esxi_gap(state: _Software, cv: CompiledVuln) -> Verdict | None:
     """An ESXi release NVD skipped between two listed levels of its update (medium)."""
     release = state.esxi_release
-    if release is None:
+    why = _gap(state, cv.configs)
+    if release is None or why is None:
         return None
     line = ".".join(release.version.split(".")[:2])
-    why = gap_between_levels(release, listed_levels(_criteria(cv), line))
-    if why is None:
-        return None
     ev = Evidence("nvd-cpe", f"update levels NVD enumerates for ESXi {line}",
                   f"{release.name} ({release.build}): {why}")
     return Verdict(cv.vuln.cve_id, "esxi", str(EsxiBuild(release.build)), True,
@@ -301,30 +343,88 @@ def _unanalysed(state: _Software, index: AdvisoryIndex, cv: CompiledVuln) -> lis
     return out
 
 
-def candidates(state: _Software, index: AdvisoryIndex) -> set[str]:
-    """CVE ids whose rules could concern this software."""
-    out: set[str] = set()
+def candidates(state: _Software, index: AdvisoryIndex,
+               only: set[str] | None = None) -> set[str]:
+    """CVE ids whose rules could concern this software (of ``only``, when given)."""
+    sets: list[set[str]] = []
     for t in state.targets:
         v, p = t.cpe.vendor, t.cpe.product
         if isinstance(v, str) and isinstance(p, str):
-            out |= index.by_product.get((v, p), set())
-    for component in state.components:
-        out |= index.by_component.get(component, set())
+            sets.append(index.by_product.get((v, p), set()))
+    sets += [index.by_component.get(component, set()) for component in state.components]
+    if state.distro:
+        sets += [index.fix_cves.get(family, set()) for family, *_ in state.packages]
+    out: set[str] = set()
+    for cves in sets:
+        out |= cves if only is None else cves & only
+    return out
+
+
+def _hits(state: _Software, index: AdvisoryIndex, config: Configuration) -> bool:
+    """Whether ``config`` applies with a vulnerable match on one of the software's components;
+    not evaluated when none of its vulnerable criteria names a component's product."""
+    named = index.vulnerable_products(config)
+    if named is not None and named.isdisjoint(state.products):
+        return False
+    r = state.evaluate(config)
+    return r.applies and any((t := state.by_cpe.get(e.platform_cpe)) is not None
+                             and not t.context for e in r.vulnerable)
+
+
+def _may_yield(state: _Software, index: AdvisoryIndex,
+               configs: tuple[Configuration, ...]) -> bool:
+    """Whether NVD configurations can give this software a verdict at all: a vulnerable match
+    on one of its components, or (ESXi) an update level NVD skipped between listed ones.
+
+    Memoised by the identity of ``configs``: the index interns configuration tuples, so every
+    record with the same configurations is decided by one evaluation.
+    """
+    key = id(configs)
+    known = state.yields.get(key)
+    if known is None:
+        known = any(_hits(state, index, c) for c in configs)
+        if not known and "esxi" in state.components:
+            known = _gap(state, configs) is not None
+        state.yields[key] = known
+    return known
+
+
+def _relevant(state: _Software, index: AdvisoryIndex, cves: set[str]) -> list[str]:
+    """The candidates that can give a verdict, sorted: the others are skipped unexamined.
+
+    A record with NVD configurations, no vendor data for this ESXi release and no distribution
+    fix for the host's packages gives a verdict only if :func:`_may_yield`; most candidates of
+    a large corpus do not, and are dismissed by one memoised look-up.
+    """
+    distro: set[str] = set()
     if state.distro:
         for family, *_ in state.packages:
-            out |= index.fix_cves.get(family, set())
+            distro |= index.fix_cves.get(family, set())
+    vendor = state.esxi_release is not None
+    vulns, known = index.vulns, state.yields
+    out = []
+    for cve in cves:
+        cv = vulns.get(cve)
+        if cv is None or not cv.configs or (vendor and cv.esxi) or cve in distro:
+            out.append(cve)
+            continue
+        yields = known.get(id(cv.configs))
+        if yields is None:
+            yields = _may_yield(state, index, cv.configs)
+        if yields:
+            out.append(cve)
+    out.sort()
     return out
 
 
 def assess_software(software: Software, index: AdvisoryIndex,
                     only: Iterable[str] | None = None) -> list[Verdict]:
     """Every verdict (affected or not) for the candidate CVEs of one software record."""
-    state = _Software(software)
-    cves = candidates(state, index)
-    if only is not None:
-        cves &= set(only)
+    state = _Software(software, index)
+    only_set = None if only is None else only if isinstance(only, set) else set(only)
+    cves = _relevant(state, index, candidates(state, index, only_set))
     out: list[Verdict] = []
-    for cve in sorted(cves):
+    for cve in cves:
         cv = index.vulns.get(cve)
         decided: set[str] = set()
         if cv is not None:

@@ -25,7 +25,14 @@ from hvpatch.domain.advisories import (
     Vulnerability,
 )
 from hvpatch.domain.advisories import Configuration as RawConfiguration
-from hvpatch.domain.cpe import Configuration, CpeMatchCriterion, Node, parse_cpe
+from hvpatch.domain.cpe import (
+    ConfigResult,
+    Configuration,
+    Cpe,
+    CpeMatchCriterion,
+    Node,
+    parse_cpe,
+)
 from hvpatch.domain.matching.esxi import EsxiFix, esxi_fixes
 from hvpatch.domain.matching.platform import normalise_distro, package_family
 from hvpatch.domain.versions import WindowsBuild
@@ -111,6 +118,59 @@ def _newer(a: Vulnerability, b: Vulnerability) -> bool:
     return a.last_modified.replace(tzinfo=None) > b.last_modified.replace(tzinfo=None)
 
 
+def _products(configs: tuple[Configuration, ...]) -> tuple[tuple[str, str], ...]:
+    """The literal (vendor, product) pairs of every criterion, once each: the candidate keys."""
+    out: dict[tuple[str, str], None] = {}
+
+    def walk(n: Node) -> None:
+        for m in n.matches:
+            vendor, product = m.criteria.vendor, m.criteria.product
+            if isinstance(vendor, str) and isinstance(product, str):
+                out[(vendor, product)] = None
+        for child in n.children:
+            walk(child)
+
+    for c in configs:
+        for n in c.nodes:
+            walk(n)
+    return tuple(out)
+
+
+def _vulnerable_products(config: Configuration) -> frozenset[tuple[str, str]] | None:
+    out: set[tuple[str, str]] = set()
+    wild = False
+
+    def walk(n: Node) -> None:
+        nonlocal wild
+        for m in n.matches:
+            if m.vulnerable:
+                vendor, product = m.criteria.vendor, m.criteria.product
+                if m.criteria.text("vendor") == vendor and m.criteria.text("product") == product:
+                    out.add((vendor, product))
+                else:
+                    wild = True
+        for child in n.children:
+            walk(child)
+
+    for n in config.nodes:
+        walk(n)
+    return None if wild else frozenset(out)
+
+
+def _distinct_names(config: Configuration) -> tuple[Cpe, ...]:
+    seen: dict[tuple[object, object], Cpe] = {}
+
+    def walk(n: Node) -> None:
+        for m in n.matches:
+            seen.setdefault((m.criteria.vendor, m.criteria.product), m.criteria)
+        for child in n.children:
+            walk(child)
+
+    for n in config.nodes:
+        walk(n)
+    return tuple(seen.values())
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledVuln:
     """A vulnerability with its configurations compiled and its vendor data pre-read."""
@@ -135,6 +195,20 @@ class AdvisoryIndex:
     windows_builds: dict[str, list[tuple[WindowsBuild, date, str]]] = field(
         default_factory=lambda: defaultdict(list))
     _compiled: dict[RawConfiguration, Configuration] = field(default_factory=dict, repr=False)
+    # keyed by the identity of interned values (compiled configurations and tuples of them)
+    _config_sets: dict[tuple[int, ...], tuple[Configuration, ...]] = field(
+        default_factory=dict, repr=False, compare=False)
+    _set_keys: dict[int, tuple[tuple[tuple[str, str], ...],
+                               tuple[tuple[str, WindowsBuild], ...]]] = field(
+        default_factory=dict, repr=False, compare=False)
+    _names: dict[int, tuple[Cpe, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _vulnerable: dict[int, frozenset[tuple[str, str]] | None] = field(
+        default_factory=dict, repr=False, compare=False)
+    _cpe_numbers: dict[Cpe, int] = field(default_factory=dict, repr=False, compare=False)
+    evaluations: dict[tuple[object, ...], ConfigResult] = field(
+        default_factory=dict, repr=False, compare=False)
+    """Evaluations shared by the software records matched against this index (see
+    :meth:`names_seen_by`); filled by the matching engine, and safe to clear."""
 
     @classmethod
     def build(cls, vulns: Iterable[Vulnerability], fixes: Iterable[PackageFix] = (),
@@ -178,16 +252,23 @@ class AdvisoryIndex:
         except InputError as exc:
             self.skipped.append((v.cve_id, str(exc).splitlines()[0]))
             configs = ()
+        # records with equal configurations share one tuple: matching memoises by its identity,
+        # and what the index reads from it is read once
+        configs = self._config_sets.setdefault(tuple(map(id, configs)), configs)
+        keys = self._set_keys.get(id(configs))
+        if keys is None:
+            keys = (_products(configs), tuple(_windows_fixes(configs)))
+            self._set_keys[id(configs)] = keys
+        products, windows = keys
         components = frozenset(
             a for a in (component_alias(b.vendor, b.product or b.package_name)
                         for b in v.vendor_affected) if a)
         self.vulns[v.cve_id] = CompiledVuln(v, configs, tuple(esxi_fixes(v.vendor_affected)),
                                             components)
-        for c in configs:
-            for n in c.nodes:
-                self._index_node(n, v.cve_id)
+        for key in products:
+            self.by_product[key].add(v.cve_id)
         if v.published is not None:
-            for product, build in _windows_fixes(configs):
+            for product, build in windows:
                 self.windows_builds[product].append((build, v.published.date(), v.cve_id))
         for comp in components:
             self.by_component[comp].add(v.cve_id)
@@ -202,15 +283,28 @@ class AdvisoryIndex:
             done = Configuration("AND" if raw.operator.upper() == "AND" else "OR", raw.negate,
                                  tuple(_node(n) for n in raw.nodes))
             self._compiled[raw] = done
+            self._names[id(done)] = _distinct_names(done)
+            self._vulnerable[id(done)] = _vulnerable_products(done)
         return done
 
-    def _index_node(self, n: Node, cve: str) -> None:
-        for m in n.matches:
-            vendor, product = m.criteria.vendor, m.criteria.product
-            if isinstance(vendor, str) and isinstance(product, str):
-                self.by_product[(vendor, product)].add(cve)
-        for child in n.children:
-            self._index_node(child, cve)
+    def vulnerable_products(self, config: Configuration) -> frozenset[tuple[str, str]] | None:
+        """The (vendor, product) pairs of a compiled ``config``'s vulnerable criteria; None when
+        one of them names no literal vendor or product (it could match anything) or when this
+        index did not compile ``config``."""
+        return self._vulnerable.get(id(config))
+
+    def cpe_number(self, cpe: Cpe) -> int:
+        """A number for ``cpe``, the same for equal names: a cheap key for shared evaluations."""
+        return self._cpe_numbers.setdefault(cpe, len(self._cpe_numbers))
+
+    def names_seen_by(self, config: Configuration) -> tuple[Cpe, ...] | None:
+        """One criterion name per distinct (vendor, product) that a compiled ``config`` names.
+
+        Which of a platform's names a configuration can match depends only on these (see
+        :meth:`hvpatch.domain.cpe.Platform.candidates`), so two platforms that offer it the same
+        names get the same evaluation. None for a configuration this index did not compile.
+        """
+        return self._names.get(id(config))
 
 
 def vendor_blocks(v: Vulnerability, component: str) -> list[VendorAffected]:
