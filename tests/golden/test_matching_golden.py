@@ -138,25 +138,29 @@ def check(case: Case, index: AdvisoryIndex) -> Verdict | None:
 
 ESXI_NVD = "CVE-2025-22224"
 NVD_ESXI_HIT = Expect(True, HIGH, "nvd-cpe", evidence=("nvd-cpe",))
+# NVD lists the affected levels without a fixed version; the first release after the last
+# listed level of the line is the fix: 7.0 U3s (24585291), 8.0 U3d (24585383) for CVE-2025-22224
+FIXED_70 = Expect(True, HIGH, "nvd-cpe", "24585291", ("nvd-cpe", "inferred-fix"))
+FIXED_80 = Expect(True, HIGH, "nvd-cpe", "24585383", ("nvd-cpe", "inferred-fix"))
 
 ESXI_NVD_CASES = [
     Case("7.0U3r-24411414-last-listed-7.0-level-affected", EsxiSoftware("24411414"), ESXI_NVD,
-         NVD_ESXI_HIT),
+         FIXED_70),
     Case("7.0U3s-24585291-first-newer-unlisted-build-in-line-clear", EsxiSoftware("24585291"),
          ESXI_NVD, CLEAR),
     Case("7.0U3n-21930508-older-listed-level-affected", EsxiSoftware("21930508"), ESXI_NVD,
-         NVD_ESXI_HIT),
+         FIXED_70),
     Case("7.0GA-15843807-listed-as-7.0:-affected", EsxiSoftware("15843807"), ESXI_NVD,
-         NVD_ESXI_HIT),
+         FIXED_70),
     Case("8.0U3c-24414501-last-listed-8.0-level-affected", EsxiSoftware("24414501"), ESXI_NVD,
-         NVD_ESXI_HIT),
+         FIXED_80),
     Case("8.0U3d-24585383-first-newer-unlisted-build-in-line-clear", EsxiSoftware("24585383"),
          ESXI_NVD, CLEAR),
-    Case("8.0U2c-23825572-listed-affected", EsxiSoftware("23825572"), ESXI_NVD, NVD_ESXI_HIT),
+    Case("8.0U2c-23825572-listed-affected", EsxiSoftware("23825572"), ESXI_NVD, FIXED_80),
     Case("8.0U2d-24585300-U2-line-patch-newer-than-every-listed-build-clear",
          EsxiSoftware("24585300"), ESXI_NVD, CLEAR),
     Case("8.0GA-20513097-listed-as-8.0:-affected", EsxiSoftware("20513097"), ESXI_NVD,
-         NVD_ESXI_HIT),
+         FIXED_80),
     # CVE-2021-21974 (OpenSLP, the ESXiArgs ransomware bug), nvdcve-1.1-2021 subset: 6.7 is
     # listed by patch id up to 670-202102001; ESXi670-202103001 came after the fix.
     Case("6.7-670-202102001-17499825-listed-patch-affected", EsxiSoftware("17499825"),

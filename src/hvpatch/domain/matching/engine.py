@@ -41,6 +41,7 @@ from hvpatch.domain.matching.distro import Confidence, DistroVerdict, decide, di
 from hvpatch.domain.matching.esxi import (
     esxi_compare,
     esxi_verdict,
+    first_release_after_levels,
     gap_between_levels,
     listed_levels,
 )
@@ -220,6 +221,16 @@ def _nvd_verdicts(state: _Software, index: AdvisoryIndex, cv: CompiledVuln) -> l
                                   f"host {t.cpe} ({t.installed})") for t, e in hits)
         target = hits[0][0]
         fixed = next((f for f in (_fixed_in(e) for _, e in hits) if f), None)
+        if fixed is None and component == "esxi" and state.esxi_release is not None:
+            release = state.esxi_release
+            line = ".".join(release.version.split(".")[:2])
+            after = first_release_after_levels(
+                release, listed_levels(_criteria(cv.configs), line))
+            if after is not None:
+                fixed = str(after.build)
+                evidence = (*evidence, Evidence(
+                    "inferred-fix", f"first ESXi {line} release after the last level NVD lists",
+                    f"{after.name} ({after.build})"))
         if target.upstream_of_package:
             dv = _distro(state, index, component, cve) if state.distro else None
             if dv is not None:

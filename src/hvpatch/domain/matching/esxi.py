@@ -183,3 +183,29 @@ def gap_between_levels(release: EsxiRelease, listed: set[tuple[int, str]]) -> st
         return (f"NVD lists update {n}{below[-1]} and {n}{above[0]} of this line as affected "
                 f"but not {n}{letter}, which lies between them")
     return None
+
+
+def _level(release: EsxiRelease) -> tuple[int, str] | None:
+    """(update number, letter) of an ESXi 7/8-style release (``update_3c``; GA is (0, ""))."""
+    if release.update == "-":
+        return 0, ""
+    m = re.fullmatch(r"update_(\d+)([a-z]?)", release.update or "")
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+def first_release_after_levels(release: EsxiRelease,
+                               listed: set[tuple[int, str]]) -> EsxiRelease | None:
+    """The first non-withdrawn release of the host's line newer than every level NVD lists.
+
+    NVD enumerates the affected update levels of a line and gives no fixed version; the first
+    release after the last listed level is where the fix shipped (VMware's advisories name it).
+    None when the line's levels are not update-style or no such release is in the table.
+    """
+    if not listed:
+        return None
+    last = max(listed)
+    line = ".".join(release.version.split(".")[:2])
+    later = [r for r in esxi_releases(line)
+             if not r.withdrawn and r.build > release.build
+             and (lv := _level(r)) is not None and lv > last]
+    return min(later, key=lambda r: r.build) if later else None
