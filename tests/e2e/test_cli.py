@@ -74,6 +74,11 @@ def test_usage_error_exits_2(db: str) -> None:
 @pytest.mark.parametrize("command", [
     [], ["inventory"], ["inventory", "import"], ["inventory", "list"], ["inventory", "show"],
     ["inventory", "summary"], ["sim", "generate"], ["db", "status"], ["demo"],
+    ["feeds", "import"], ["feeds", "status"], ["feeds", "update"], ["findings", "list"],
+    ["findings", "explain"], ["findings", "refresh"], ["assess"], ["risk", "explain"],
+    ["exceptions", "add"], ["exceptions", "list"], ["exceptions", "approve"],
+    ["exceptions", "expire"], ["policy", "show"], ["policy", "validate"], ["plan", "create"],
+    ["plan", "show"], ["plan", "list"], ["plan", "diff"], ["plan", "export"], ["plan", "gantt"],
 ])
 def test_every_command_has_help_with_an_example(command: list[str], db: str) -> None:
     r = hv(*command, "--help", db=db)
