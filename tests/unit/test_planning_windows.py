@@ -22,8 +22,8 @@ from hvpatch.domain.planning.windows import (
     find_slot,
     fits,
     next_window_start,
-    windows_from_list,
 )
+from hvpatch.domain.planning.windows_spec import windows_from_list
 from hvpatch.errors import InputError
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -29,12 +29,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hvpatch.domain.planning.model import Gate, PinnedPolicy
-from hvpatch.domain.planning.windows import (
-    Blackout,
-    MaintenanceWindow,
-    parse_blackouts,
-    parse_windows,
-)
+from hvpatch.domain.planning.windows import Blackout, MaintenanceWindow
+from hvpatch.domain.planning.windows_spec import parse_blackouts, parse_windows
 from hvpatch.errors import InputError, Problem
 
 __all__ = [
