@@ -21,8 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hvpatch.adapters.feeds.jsonstream import JsonArraySplitter
 from hvpatch.adapters.feeds.nvd import iter_nvd
-from hvpatch.adapters.feeds.reader import FeedLimits, JsonArraySplitter, open_feed
+from hvpatch.adapters.feeds.reader import FeedLimits, open_feed
 from hvpatch.domain.advisories import (
     AnalysisStatus,
     ConfigNode,

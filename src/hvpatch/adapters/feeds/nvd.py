@@ -10,7 +10,8 @@ Three shapes are recognised from the content, not the file name:
 Both formats give equal values for what they both carry: a 1.1 top-level node with children is
 the 2.0 configuration whose nodes are those children; any other 1.1 top-level node is a 2.0
 configuration of that single node. Records stream through
-:class:`~hvpatch.adapters.feeds.reader.JsonArraySplitter`, so memory does not grow with the feed.
+:class:`~hvpatch.adapters.feeds.jsonstream.JsonArraySplitter`, so memory does not grow with the
+feed.
 Any unreadable file, malformed record or missing field raises :class:`FeedError` naming the file,
 the record index, its CVE id and byte offset when known.
 """
@@ -22,10 +23,10 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any, BinaryIO
 
+from hvpatch.adapters.feeds.jsonstream import JsonArraySplitter
 from hvpatch.adapters.feeds.reader import (
     DEFAULT_LIMITS,
     FeedLimits,
-    JsonArraySplitter,
     MiB,
     feed_name,
     open_feed,
