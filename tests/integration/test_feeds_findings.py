@@ -137,7 +137,7 @@ def test_incremental_refresh_touches_only_changed_records(store: Store, tmp_path
             VulnerabilityRow.changed_at == later)) == 1
 
 
-def test_gzip_and_zip_feeds_are_read(store: Store, tmp_path: Path) -> None:
+def test_a_gzipped_feed_is_read(store: Store, tmp_path: Path) -> None:
     raw = (API / "CVE-2024-37085.json").read_bytes()
     with gzip.open(tmp_path / "one.json.gz", "wb") as f:
         f.write(raw)

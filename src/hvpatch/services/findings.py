@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from hvpatch.adapters.store.codec import vuln_from_dict
+from hvpatch.adapters.store.codec import kev_from_row, vuln_from_dict
 from hvpatch.adapters.store.db import Store
 from hvpatch.adapters.store.models import (
     AssessmentRow,
@@ -58,7 +58,7 @@ class RefreshSummary:
 
 
 def _kev(s: Session) -> list[KevEntry]:
-    return [_kev_entry(r) for r in s.scalars(select(KevRow))]
+    return [kev_from_row(r) for r in s.scalars(select(KevRow))]
 
 
 def _fixes(s: Session) -> list[PackageFix]:
@@ -238,7 +238,7 @@ def explain(store: Store, host_name: str, cve: str) -> dict[str, Any]:
     if row is None and not fixes and kev is None:
         raise NotFoundError(f"{cve} is in no imported feed (try hvpatch feeds status)")
     vulns = [vuln_from_dict(row.data)] if row else []
-    index = AdvisoryIndex.build(vulns, fixes, [_kev_entry(kev)] if kev else [])
+    index = AdvisoryIndex.build(vulns, fixes, [kev_from_row(kev)] if kev else [])
     verdicts = assess_software(host.software, index, {cve})
     vuln = vulns[0] if vulns else None
     best = vuln.best_cvss if vuln else None
@@ -263,9 +263,6 @@ def explain(store: Store, host_name: str, cve: str) -> dict[str, Any]:
     }
 
 
-def _kev_entry(r: KevRow) -> KevEntry:
-    return KevEntry(r.cve_id, r.vendor_project, r.product, r.name, r.date_added, r.due_date,
-                    r.required_action, r.known_ransomware, r.notes)
 
 
 def overview(store: Store, top: int = 10) -> dict[str, Any]:

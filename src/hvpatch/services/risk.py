@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from hvpatch.adapters.store.codec import vuln_from_dict
+from hvpatch.adapters.store.codec import kev_from_row, vuln_from_dict
 from hvpatch.adapters.store.db import Store
 from hvpatch.adapters.store.models import (
     ClusterRow,
@@ -84,9 +84,6 @@ class RiskSummary:
         return dict(vars(self))
 
 
-def _kev(r: KevRow) -> KevEntry:
-    return KevEntry(r.cve_id, r.vendor_project, r.product, r.name, r.date_added, r.due_date,
-                    r.required_action, r.known_ransomware, r.notes)
 
 
 def _placeholder(cve: str) -> Vulnerability:
@@ -125,7 +122,7 @@ def assess_risk(store: Store, *, policy: Policy = DEFAULT_POLICY,
                     VulnerabilityRow.cve_id.in_(chunk))):
                 vulns[d["id"]] = vuln_from_dict(d)
             for r in s.scalars(select(KevRow).where(KevRow.cve_id.in_(chunk))):
-                kev[r.cve_id] = _kev(r)
+                kev[r.cve_id] = kev_from_row(r)
             for e in s.scalars(select(EpssRow).where(EpssRow.cve_id.in_(chunk))):
                 epss[e.cve_id] = EpssScore(e.cve_id, e.epss, e.percentile, e.score_date,
                                            e.model_version)

@@ -18,6 +18,7 @@ from hvpatch.domain.advisories import (
     Configuration,
     CpeMatchRule,
     CvssMetric,
+    KevEntry,
     VendorAffected,
     Vulnerability,
 )
@@ -127,3 +128,9 @@ def products_of(v: Vulnerability) -> set[tuple[str, str]]:
     for a in v.vendor_affected:
         out.add((a.vendor.strip().lower(), (a.product or a.package_name).strip().lower()))
     return out
+
+
+def kev_from_row(r: Any) -> KevEntry:
+    """A stored ``kev_entries`` row as the domain's :class:`KevEntry`."""
+    return KevEntry(r.cve_id, r.vendor_project, r.product, r.name, r.date_added, r.due_date,
+                    r.required_action, r.known_ransomware, r.notes)
