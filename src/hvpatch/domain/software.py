@@ -9,7 +9,7 @@ against; versions are kept as text here and parsed, once and validated, by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 from hvpatch.domain.versions import EsxiBuild, WindowsBuild, parse_version
@@ -332,3 +332,44 @@ def software_from_dict(family: str, data: dict[str, Any]) -> Software:
     if "kbs" in kwargs:
         kwargs["kbs"] = tuple(kwargs["kbs"])
     return cls(**kwargs)
+
+
+def _field_for(software: Software, component: str) -> str | None:
+    """The software field that holds ``component``'s version, None for packages and KBs."""
+    if isinstance(software, GenericSoftware):
+        return "version" if component == f"{software.vendor}:{software.product}" else None
+    if isinstance(software, XenSoftware) and component == software.product != "xen":
+        return "product_version"
+    return {
+        "esxi": "build", "windows": "build", "qemu": "qemu", "libvirt": "libvirt",
+        "linux_kernel": "kernel", "proxmox_ve": "pve_manager", "pve-qemu-kvm": "pve_qemu_kvm",
+        "xen": "xen", "ahv": "ahv", "aos": "aos",
+    }.get(component) if component != "qemu" or isinstance(software, KvmSoftware) else None
+
+
+def upgraded(software: Software, components: tuple[tuple[str, str], ...]) -> Software:
+    """``software`` after installing ``components`` (``(component, version)`` pairs).
+
+    A component that is a field of the family's record (the ESXi or Windows build, QEMU,
+    libvirt, the kernel, Xen, AHV, ...) sets that field; a Windows KB (``KB5034439``) is added to
+    the KBs; anything else is a distribution package, replaced or added where the family keeps
+    packages. This is what a host runs after a rollout applied its target, and what verification
+    re-matches advisories against.
+    """
+    changes: dict[str, Any] = {}
+    packages = {p.name: p.version for p in getattr(software, "packages", ())}
+    kbs = list(getattr(software, "kbs", ()))
+    for component, version in components:
+        name = _field_for(software, component)
+        if name is not None and name in {f.name for f in fields(software)}:
+            changes[name] = version
+        elif isinstance(software, HyperVSoftware):
+            if component.upper().startswith("KB") and component.upper() not in kbs:
+                kbs.append(component.upper())
+        elif hasattr(software, "packages"):
+            packages[component] = version
+    if hasattr(software, "packages"):
+        changes["packages"] = tuple(Package(n, v) for n, v in sorted(packages.items()))
+    if isinstance(software, HyperVSoftware):
+        changes["kbs"] = tuple(kbs)
+    return replace(software, **changes)

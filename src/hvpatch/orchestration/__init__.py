@@ -1,1 +1,1 @@
-"""hvpatch.orchestration."""
+"""The durable rollout engine: executes a campaign plan as a persisted state machine."""

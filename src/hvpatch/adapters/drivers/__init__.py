@@ -1,1 +1,1 @@
-"""hvpatch.adapters.drivers."""
+"""Remediation drivers (implementations of :mod:`hvpatch.ports.driver`), and the simulator."""

@@ -6,7 +6,7 @@ ring and host are unique by name; a cluster by (site, name); a guest by name.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -33,6 +34,27 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and read back time-zone aware on SQLite and PostgreSQL alike
+    (SQLite keeps no zone): what the audit chain hashes must survive a round trip unchanged."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be time-zone aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -355,3 +377,193 @@ class PlanRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# --- rollouts (the durable engine's state) ---------------------------------------------------
+
+
+class RolloutRow(Base):
+    """One execution of a plan: its state, who drives it (the lease), and operator requests."""
+
+    __tablename__ = "rollouts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"), index=True)
+    state: Mapped[str] = mapped_column(String(24))
+    requester: Mapped[str] = mapped_column(String(128))
+    driver: Mapped[dict[str, Any]] = mapped_column(JSON)    # {"name": "simulator", ...settings}
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    ring_index: Mapped[int] = mapped_column(Integer, default=0)
+    #: an operator's request the running engine acts on at its next safe point: pause, abort
+    control: Mapped[str] = mapped_column(String(16), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    lease_owner: Mapped[str] = mapped_column(String(255), default="")
+    lease_expires: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class RolloutHostRow(Base):
+    """A host of a rollout: where it stands, how often it was tried, before/after evidence."""
+
+    __tablename__ = "rollout_hosts"
+    __table_args__ = (UniqueConstraint("rollout_id", "host"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(
+        ForeignKey("rollouts.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    cluster: Mapped[str] = mapped_column(String(128))
+    ring: Mapped[str] = mapped_column(String(64))
+    wave: Mapped[int] = mapped_column(Integer)          # position of its wave in the plan
+    state: Mapped[str] = mapped_column(String(24), default="pending")
+    step: Mapped[str] = mapped_column(String(32), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RolloutStepRow(Base):
+    """One attempt of one step, written when it starts and again when it ends."""
+
+    __tablename__ = "rollout_steps"
+    __table_args__ = (Index("ix_rollout_steps_lookup", "rollout_id", "host", "step"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(String(255))      # "" for ring- and wave-level steps
+    ring: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))      # started, finished, failed
+    started: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RolloutGateRow(Base):
+    """A ring's gate (kind ``exit``) or entry approval (kind ``entry``): state and evidence."""
+
+    __tablename__ = "rollout_gates"
+    __table_args__ = (UniqueConstraint("rollout_id", "ring", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"))
+    ring: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(24), default="pending")
+    ring_done: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    evaluated: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    approved_by: Mapped[str] = mapped_column(String(128), default="")
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class RolloutChangeRow(Base):
+    """A cluster setting the rollout changed, with the value to restore in cleanup."""
+
+    __tablename__ = "rollout_changes"
+    __table_args__ = (UniqueConstraint("rollout_id", "cluster", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"))
+    cluster: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(64))
+    old: Mapped[str] = mapped_column(Text)
+    new: Mapped[str] = mapped_column(Text)
+    restored: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class IncidentRow(Base):
+    """An operational incident; an open one blocks ring gates that require none."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    opened_by: Mapped[str] = mapped_column(String(128))
+    opened: Mapped[datetime] = mapped_column(UtcDateTime)
+    closed: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    closed_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class WithdrawnReleaseRow(Base):
+    """A release its vendor withdrew after planning: no further host gets it."""
+
+    __tablename__ = "withdrawn_releases"
+    __table_args__ = (UniqueConstraint("component", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    component: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AuditRow(Base):
+    """One hash-chained audit entry (:mod:`hvpatch.domain.audit`); never updated or deleted."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                     primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(255), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The chain's head (one row): appending locks it first, which serialises writers."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- the simulator's live state (the digital twin of the stored fleet) -----------------------
+
+
+class SimHostRow(Base):
+    """A simulated host's live state."""
+
+    __tablename__ = "sim_hosts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    cluster: Mapped[str] = mapped_column(String(128), index=True)
+    components: Mapped[dict[str, Any]] = mapped_column(JSON)    # component -> version
+    previous: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # before last apply
+    staged: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    pending: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)   # applied, needs reboot
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
+    up: Mapped[bool] = mapped_column(Boolean, default=True)
+    boot_id: Mapped[int] = mapped_column(Integer, default=1)
+    ready_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    family: Mapped[str] = mapped_column(String(16))
+    #: memory guests may use: the host's memory times its cluster's overcommit
+    capacity_mb: Mapped[int] = mapped_column(BigInteger)
+    applies: Mapped[int] = mapped_column(Integer, default=0)
+    rollbacks: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SimGuestRow(Base):
+    """A simulated guest: where it runs and whether it is running."""
+
+    __tablename__ = "sim_guests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    running: Mapped[bool] = mapped_column(Boolean)
+    memory_mb: Mapped[int] = mapped_column(BigInteger)
+    #: why it cannot live-migrate ("" when it can): local disk, passthrough, ...
+    blocked: Mapped[str] = mapped_column(String(64), default="")
+    migrations: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SimStateRow(Base):
+    """Key/value state of the simulator: cluster settings, fault hit counters, its clock."""
+
+    __tablename__ = "sim_state"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -36,7 +36,8 @@ def plan_to_dict(p: CampaignPlan) -> dict[str, Any]:
                 "index": w.index, "cluster": w.cluster, "seconds": w.seconds,
                 "start_offset": w.start_offset, "window": w.window,
                 "hosts": [{"host": h.host, "cluster": h.cluster, "current": h.current,
-                           "target": h.target, "seconds": dict(h.seconds)} for h in w.hosts],
+                           "target": h.target, "seconds": dict(h.seconds),
+                           "components": [list(c) for c in h.components]} for h in w.hosts],
                 "moves": [{"guest": m.guest, "kind": m.kind.value, "source": m.source,
                            "destination": m.destination, "memory_mb": m.memory_mb,
                            "vcpus": m.vcpus, "reason": m.reason} for m in w.moves],
@@ -62,7 +63,9 @@ def plan_from_dict(d: dict[str, Any]) -> CampaignPlan:
                 index=w["index"], cluster=w["cluster"], seconds=w["seconds"],
                 start_offset=w.get("start_offset", 0.0), window=w.get("window", ""),
                 hosts=tuple(HostStep(h["host"], h["cluster"], h["current"], h["target"],
-                                     dict(h["seconds"])) for h in w["hosts"]),
+                                     dict(h["seconds"]),
+                                     tuple((c, v) for c, v in h.get("components", ())))
+                            for h in w["hosts"]),
                 moves=tuple(Move(m["guest"], MoveKind(m["kind"]), m["source"],
                                  m["destination"], m["memory_mb"], m["vcpus"], m["reason"])
                             for m in w["moves"]),

@@ -75,6 +75,7 @@ class _Placed:
     ring: str
     label: str
     line: str
+    components: tuple[tuple[str, str], ...] = ()
 
 
 def _rings(fleet: Fleet) -> list[Ring]:
@@ -103,11 +104,12 @@ def _place(fleet: Fleet, targets: Mapping[str, TargetChoice | str],
                 problems.append(Problem(f"host {host.name}", f"unknown ring {ring!r} (rings: "
                                         f"{', '.join(r.name for r in rings)})"))
                 continue
+            components: tuple[tuple[str, str], ...] = ()
             if isinstance(target, TargetChoice):
-                label, line = target.label, target.line
+                label, line, components = target.label, target.line, target.components
             else:
                 label, line = target, product_line(host) or host.family.value
-            placed.append(_Placed(host, cluster, ring, label, line))
+            placed.append(_Placed(host, cluster, ring, label, line, components))
     for name in sorted(set(targets) - seen):
         problems.append(Problem(f"targets[{name!r}]", "no such host in the fleet"))
     if problems:
@@ -210,6 +212,8 @@ def build_campaign(fleet: Fleet, targets: Mapping[str, TargetChoice | str],
     if idle and placed:
         notes.append(f"ring(s) {', '.join(idle)} left out: no host to patch there")
     ring_plans: list[RingPlan] = []
+    wanted: dict[str, tuple[tuple[str, str], ...]] = {
+        str(p.host.name): p.components for p in placed}
     elapsed = 0.0
     for i, ring in enumerate(active):
         nxt = active[i + 1].name if i + 1 < len(active) else None
@@ -219,7 +223,7 @@ def build_campaign(fleet: Fleet, targets: Mapping[str, TargetChoice | str],
         longest, fits = 0.0, True
         for cluster, plan in plans[ring.name]:
             scheduled, seconds, ok = _schedule(plan, cluster, plan_policy, ring_start, notes)
-            waves.extend(scheduled)
+            waves.extend(_with_components(w, wanted) for w in scheduled)
             longest, fits = max(longest, seconds), fits and ok
         soak = gate.soak_hours * 3600.0
         approval = i == 0 and plan_policy.rules(ring.name).approval
@@ -241,6 +245,12 @@ def build_campaign(fleet: Fleet, targets: Mapping[str, TargetChoice | str],
                         rings=tuple(ring_plans), skipped=tuple(_unique(all_skipped)),
                         seconds=elapsed, findings=findings, notes=tuple(notes),
                         requester=requester.strip(), start=begin)
+
+
+def _with_components(wave: Wave, wanted: Mapping[str, tuple[tuple[str, str], ...]]) -> Wave:
+    """The wave with each host's target components, which the rollout installs."""
+    return replace(wave, hosts=tuple(replace(h, components=wanted.get(h.host, ()))
+                                     for h in wave.hosts))
 
 
 def _unique(skips: Iterable[Skip]) -> list[Skip]:

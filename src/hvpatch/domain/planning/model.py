@@ -54,6 +54,8 @@ class HostStep:
     current: str
     target: str
     seconds: dict[str, float] = field(default_factory=dict)  # evacuate, install, reboot, checks
+    #: what the rollout installs: ``(component, version)`` pairs of the target release
+    components: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
