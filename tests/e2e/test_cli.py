@@ -116,3 +116,13 @@ def test_demo_runs_on_a_fresh_store_and_tells_what_next(tmp_path: Path) -> None:
     totals = json.loads(j.stdout)["summary"]["totals"]
     assert 70 <= totals["hosts"] <= 90 and 1200 <= totals["guests"] <= 1800
     assert totals["tenants"] == 20
+    rollout = json.loads(j.stdout)["rollout"]
+    # the campaign ran on the simulator: the injected install failure was retried, the prod
+    # gate was approved by a second person, findings were closed by verification
+    assert rollout["state"] == "completed" and set(rollout["hosts"]) == {"done"}
+    assert any(f["step"] == "apply" and "simulated fault" in f["error"]
+               for f in rollout["failures"])
+    assert rollout["approvals"] and rollout["approvals"][0]["approved_by"] != "demo"
+    assert rollout["findings_closed"] > 0
+    assert rollout["audit"]["ok"] and rollout["audit"]["entries"] > 0
+    assert "5. Act" in r.stdout and "audit chain verified" in r.stdout

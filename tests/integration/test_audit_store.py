@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from sqlalchemy import delete, update
 
@@ -28,7 +29,7 @@ def test_entries_chain_and_verify_after_a_round_trip(store):
     rows = list_entries(store)
     assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0]["at"] == T0.isoformat()
-    assert all(b["prev_hash"] == a["hash"] for a, b in zip(rows, rows[1:], strict=False))
+    assert all(b["prev_hash"] == a["hash"] for a, b in pairwise(rows))
 
 
 def test_a_rolled_back_transaction_leaves_no_entry(store):

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from hvpatch.adapters.store.db import Store
 from hvpatch.cli.context import state
+from hvpatch.cli.demo_rollout import DEMO_SPEED, run_demo_rollout
 from hvpatch.cli.feeds import print_refresh
 from hvpatch.cli.inventory import print_summary
 from hvpatch.cli.plan import print_plan
@@ -94,14 +95,16 @@ def demo(
     gantt_path = None
     if plan is not None:
         gantt_path = gantt(plan, _data_dir() / "demo-plan.png")
-    secs = round(time.perf_counter() - t0, 2)
     if output is Output.JSON:
+        rollout = run_demo_rollout(store, plan, show=False) if plan is not None else None
+        secs = round(time.perf_counter() - t0, 2)
         emit_json({"store": store.safe_url, "import": result.as_dict(),
                    "summary": summary.as_dict(), "feeds": feeds.totals(),
                    "matching": matching.as_dict(), "findings": exposure,
                    "example": example, "risk": risk.as_dict(), "ranked": ranking[:20],
                    "plan": plan_summary(plan) if plan else None, "plan_error": plan_error,
-                   "gantt": str(gantt_path) if gantt_path else None, "seconds": secs})
+                   "gantt": str(gantt_path) if gantt_path else None, "rollout": rollout,
+                   "seconds": secs})
         return
     console.rule("[bold]hvpatch demo[/] · 1. Know: the fleet")
     print_summary(summary)
@@ -138,6 +141,16 @@ def demo(
                       "as vLCM suspends admission control), pinned guests skip their host.")
         print_plan(plan, moves=2)
         console.print(f"Gantt chart: {gantt_path}")
+        console.rule("5. Act: the campaign rolled out on the simulator (digital twin)")
+        console.print(f"Simulated time runs {DEMO_SPEED:g}x faster. One failure is injected: "
+                      "the first host's install fails once. Every step is recorded before and "
+                      "after, every event is hash-chained into the audit log.")
+        rollout = run_demo_rollout(store, plan, show=True)
+        audit = rollout["audit"]
+        console.print(("[green]audit chain verified[/]" if audit["ok"] else
+                       f"[red]audit chain broken[/]: {audit['reason']}")
+                      + f": {audit['entries']} entries (hvpatch audit verify)")
+    secs = round(time.perf_counter() - t0, 2)
     db = store.safe_url
     path = make_url(db).database if db.startswith("sqlite") else None
     console.rule("What to try next")
@@ -149,6 +162,8 @@ def demo(
         f"hvpatch --db {db} findings list --kev --confidence high",
         f"hvpatch --db {db} assess --by tenant",
         f"hvpatch --db {db} plan show demo-emergency --moves all",
+        f"hvpatch --db {db} rollout status demo-rollout --hosts",
+        f"hvpatch --db {db} audit list --limit 20",
         f"hvpatch --db {db} findings explain {example['host']} {example['cve']}"
         if example else f"hvpatch --db {db} findings list",
         "hvpatch sim generate --hosts 500 --seed 42 --out fleet.json",

@@ -6,7 +6,8 @@ code   meaning
 0      success
 1      a hvpatch error that fits no class below
 2      bad input: a file, field, argument or name (InputError, NotFoundError)
-3      the store cannot be used (StoreError)
+3      the store cannot be used (StoreError), or another engine drives the rollout
+       (LeaseHeld): try again once it has finished or its lease has expired
 4      an advisory feed failed (FeedError)
 5      no safe plan exists (PlanError)
 6      a hypervisor driver failed (DriverError)
@@ -27,11 +28,13 @@ from hvpatch.errors import (
     PlanError,
     StoreError,
 )
+from hvpatch.orchestration.lease import LeaseHeld
 
 EXIT_CODES: tuple[tuple[type[HvpatchError], int], ...] = (
     (InputError, 2),
     (NotFoundError, 2),
     (StoreError, 3),
+    (LeaseHeld, 3),
     (FeedError, 4),
     (PlanError, 5),
     (DriverError, 6),

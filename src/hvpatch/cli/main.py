@@ -7,13 +7,16 @@ import sys
 import typer
 
 from hvpatch import __version__
+from hvpatch.cli import audit as audit_cmd
 from hvpatch.cli import db as db_cmd
 from hvpatch.cli import demo as demo_cmd
 from hvpatch.cli import feeds as feeds_cmd
 from hvpatch.cli import findings as findings_cmd
+from hvpatch.cli import incidents as incidents_cmd
 from hvpatch.cli import inventory as inventory_cmd
 from hvpatch.cli import plan as plan_cmd
 from hvpatch.cli import risk as risk_cmd
+from hvpatch.cli import rollout as rollout_cmd
 from hvpatch.cli import sim as sim_cmd
 from hvpatch.cli.context import AppState
 from hvpatch.cli.errors import EXIT_BUG, report
@@ -43,6 +46,9 @@ app.add_typer(risk_cmd.risk_app, name="risk")
 app.add_typer(risk_cmd.exceptions_app, name="exceptions")
 app.add_typer(risk_cmd.policy_app, name="policy")
 app.add_typer(plan_cmd.app, name="plan")
+app.add_typer(rollout_cmd.app, name="rollout")
+app.add_typer(incidents_cmd.app, name="incident")
+app.add_typer(audit_cmd.app, name="audit")
 
 
 def _version(value: bool) -> None:

@@ -25,6 +25,7 @@ from hvpatch.errors import InputError, Problem
 __all__ = [
     "BUILTIN_CHECKS",
     "DEFAULT_ROLLOUT_POLICY",
+    "GUEST_CHECKS",
     "HOST_STEPS",
     "RolloutPolicy",
     "SuiteSpec",
@@ -33,11 +34,17 @@ __all__ = [
 ]
 
 #: The steps of one host, in order. ``evacuate`` live-migrates (or, with consent, shuts down)
-#: its guests as the plan says; ``restart`` starts the guests the plan shut down.
+#: its guests as the plan says; ``checks`` runs the host checks while the host is still empty
+#: (a failure there rolls the host back); ``restart`` starts the guests the plan shut down, and
+#: ``guest-checks`` then proves every guest runs again (a failure there fails the host but does
+#: not roll it back: that would take a second evacuation, which a human decides).
 HOST_STEPS: tuple[str, ...] = (
     "precheck", "evacuate", "enter-maintenance", "stage", "apply", "reboot", "wait-ready",
-    "verify", "checks", "exit-maintenance", "restart",
+    "verify", "checks", "exit-maintenance", "restart", "guest-checks",
 )
+
+#: Built-in checks that look at guests: they run in ``guest-checks``, after the restart.
+GUEST_CHECKS: tuple[str, ...] = ("guests-running", "no-guest-lost")
 
 #: Built-in host checks, by name (see :mod:`hvpatch.adapters.checks`).
 BUILTIN_CHECKS: tuple[str, ...] = (

@@ -128,7 +128,8 @@ class HypervisorDriver(Protocol):
         ...
 
     async def wait_ready(self, host: str, timeout_s: float) -> None:
-        """Return when ``host`` answers again; TemporaryStepError while it does not yet."""
+        """Return when ``host`` answers again; PermanentStepError when it is not back within
+        ``timeout_s`` (TemporaryStepError for a passing API failure)."""
         ...
 
     async def rollback(self, host: str) -> None:

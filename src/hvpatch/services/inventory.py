@@ -161,7 +161,7 @@ def import_fleet(store: Store, fleet: Fleet, *, source: str, sha256: str,
             } for h in hosts.values()})
         redo = [n for n, h in hosts.items() if old_sw.get(n) != software_to_dict(h.software)]
         if redo:
-            _replace_components(s, [(host_ids[(n,)], hosts[n].software) for n in redo])
+            replace_components(s, [(host_ids[(n,)], hosts[n].software) for n in redo])
         sync.run("guests", GuestRow, ("name",), {
             (g.name,): {
                 "host_id": host_ids[(h.name,)], "tenant_id": tenant_ids[(g.tenant,)],
@@ -189,7 +189,8 @@ def import_fleet(store: Store, fleet: Fleet, *, source: str, sha256: str,
     return summary
 
 
-def _replace_components(s: Session, hosts: list[tuple[int, Software]]) -> None:
+def replace_components(s: Session, hosts: list[tuple[int, Software]]) -> None:
+    """Rewrite the component rows (what matching reads) of the given hosts."""
     ids = [i for i, _ in hosts]
     for i in range(0, len(ids), _CHUNK):
         s.execute(delete(HostComponentRow).where(HostComponentRow.host_id.in_(ids[i:i + _CHUNK])))
