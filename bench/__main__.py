@@ -2,7 +2,7 @@
 
 ``python -m bench`` runs them all in turn with their default (full) sizes;
 ``python -m bench NAME [ARGS...]`` runs one of them (``inventory``, ``feeds``, ``matching``,
-``planning``) with its own arguments, e.g. ``python -m bench feeds --records 50000``.
+``planning``, ``rollout``) with its own arguments, e.g. ``python -m bench feeds --records 50000``.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import bench_feeds, bench_inventory, bench_matching, bench_planning
+from bench import bench_feeds, bench_inventory, bench_matching, bench_planning, bench_rollout
 
 BENCHMARKS: dict[str, Callable[[list[str] | None], None]] = {
     "inventory": bench_inventory.main,
     "feeds": bench_feeds.main,
     "matching": bench_matching.main,
     "planning": bench_planning.main,
+    "rollout": bench_rollout.main,
 }
 
 

@@ -1,5 +1,9 @@
 """``hvpatch rollout`` as a user runs it: start with a fault plan, read the status as JSON,
-approve (not as the requester), resume to the end."""
+approve (not as the requester), resume to the end.
+
+``start`` and ``resume`` run as real subprocesses (exit codes, stdout); ``status`` and
+``approve`` run in-process through Typer's runner, which saves an interpreter start each.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from hvpatch.adapters.store.db import Store
+from hvpatch.cli.main import app
+from hvpatch.errors import InputError
 from hvpatch.services.audit import verify_store
 from rollout_support import FAST_RINGS, make_plan
 
@@ -37,8 +45,10 @@ def test_start_with_faults_status_approve_resume(sqlite_url: str, tmp_path: Path
     assert started.returncode == 0, started.stderr
     assert json.loads(started.stdout)["state"] == "awaiting-approval"
 
-    shown = hv("rollout", "status", "r1", "--output", "json", db=sqlite_url, home=tmp_path)
-    assert shown.returncode == 0, shown.stderr
+    runner = CliRunner(env={"HVPATCH_ACTOR": "alice", "COLUMNS": "200"})
+    shown = runner.invoke(app, ["--db", sqlite_url, "rollout", "status", "r1", "--output",
+                                "json"])
+    assert shown.exit_code == 0, shown.output
     st = json.loads(shown.stdout)
     assert st["state"] == "awaiting-approval" and st["requester"] == "alice"
     assert st["hosts"] == {"done": 7, "pending": 5}
@@ -50,13 +60,14 @@ def test_start_with_faults_status_approve_resume(sqlite_url: str, tmp_path: Path
     assert [(f["host"], f["step"]) for f in st["recent_failures"]] == [(FIRST, "apply")]
     assert "simulated fault" in st["recent_failures"][0]["error"]
 
-    refused = hv("rollout", "approve", "r1", db=sqlite_url, home=tmp_path)  # alice herself
-    assert refused.returncode == 2
-    assert "separation of duties" in refused.stderr and "someone else" in refused.stderr
+    refused = runner.invoke(app, ["--db", sqlite_url, "rollout", "approve", "r1"])  # alice
+    assert isinstance(refused.exception, InputError)  # exit code 2 in the real command
+    assert "separation of duties" in str(refused.exception)
+    assert "an approval must come from someone else" in str(refused.exception)
 
-    approved = hv("rollout", "approve", "r1", "--actor", "bob", "--output", "json",
-                  db=sqlite_url, home=tmp_path)
-    assert approved.returncode == 0, approved.stderr
+    approved = runner.invoke(app, ["--db", sqlite_url, "rollout", "approve", "r1", "--actor",
+                                   "bob", "--output", "json"])
+    assert approved.exit_code == 0, approved.output
     assert json.loads(approved.stdout)["approved_by"] == "bob"
 
     resumed = hv("rollout", "resume", "r1", "--output", "json", db=sqlite_url, home=tmp_path)

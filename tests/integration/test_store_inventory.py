@@ -97,7 +97,7 @@ def test_failed_import_leaves_store_unchanged(
     def boom(*_a, **_k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(inventory, "_replace_components", boom)
+    monkeypatch.setattr(inventory, "replace_components", boom)
     with pytest.raises(RuntimeError):
         _import(store, EXAMPLE.with_name("inventory.csv"))
     assert store_counts(store) == before

@@ -28,6 +28,7 @@ from hvpatch.services.findings import explain, list_findings, overview, refresh_
 from hvpatch.services.inventory import import_fleet, load_fleet
 from hvpatch.services.plans import create_plan, gantt
 from hvpatch.services.plans import summary as plan_summary
+from hvpatch.services.reports import compliance_report, write_report
 from hvpatch.services.risk import assess_risk, explain_risk, ranked
 from hvpatch.services.summary import summarize
 
@@ -97,6 +98,7 @@ def demo(
         gantt_path = gantt(plan, _data_dir() / "demo-plan.png")
     if output is Output.JSON:
         rollout = run_demo_rollout(store, plan, show=False) if plan is not None else None
+        report = _write_report(store)
         secs = round(time.perf_counter() - t0, 2)
         emit_json({"store": store.safe_url, "import": result.as_dict(),
                    "summary": summary.as_dict(), "feeds": feeds.totals(),
@@ -104,7 +106,7 @@ def demo(
                    "example": example, "risk": risk.as_dict(), "ranked": ranking[:20],
                    "plan": plan_summary(plan) if plan else None, "plan_error": plan_error,
                    "gantt": str(gantt_path) if gantt_path else None, "rollout": rollout,
-                   "seconds": secs})
+                   "report": str(report), "seconds": secs})
         return
     console.rule("[bold]hvpatch demo[/] · 1. Know: the fleet")
     print_summary(summary)
@@ -150,6 +152,7 @@ def demo(
         console.print(("[green]audit chain verified[/]" if audit["ok"] else
                        f"[red]audit chain broken[/]: {audit['reason']}")
                       + f": {audit['entries']} entries (hvpatch audit verify)")
+    report = _write_report(store)
     secs = round(time.perf_counter() - t0, 2)
     db = store.safe_url
     path = make_url(db).database if db.startswith("sqlite") else None
@@ -164,6 +167,7 @@ def demo(
         f"hvpatch --db {db} plan show demo-emergency --moves all",
         f"hvpatch --db {db} rollout status demo-rollout --hosts",
         f"hvpatch --db {db} audit list --limit 20",
+        f"hvpatch --db {db} report maturity --format pdf",
         f"hvpatch --db {db} findings explain {example['host']} {example['cve']}"
         if example else f"hvpatch --db {db} findings list",
         "hvpatch sim generate --hosts 500 --seed 42 --out fleet.json",
@@ -171,7 +175,16 @@ def demo(
         "hvpatch --help",
     ):
         console.print(f"  {line}", soft_wrap=True, highlight=False)
+    console.print(f"Compliance report (KEV due dates, decisions, patches, audit): {report}",
+                  soft_wrap=True, highlight=False)
+    console.print(f"open the dashboard: hvpatch --db {db} serve, then http://127.0.0.1:8000/",
+                  soft_wrap=True, highlight=False)
     console.print(f"[dim]done in {secs} s[/]")
+
+
+def _write_report(store: Store) -> Path:
+    """The compliance report of the demo's store, as HTML next to the demo store."""
+    return write_report(compliance_report(store), "html", _data_dir() / "demo-compliance.html")
 
 
 def _example(store: Store) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from hvpatch.cli import findings as findings_cmd
 from hvpatch.cli import incidents as incidents_cmd
 from hvpatch.cli import inventory as inventory_cmd
 from hvpatch.cli import plan as plan_cmd
+from hvpatch.cli import report as report_cmd
 from hvpatch.cli import risk as risk_cmd
 from hvpatch.cli import rollout as rollout_cmd
 from hvpatch.cli import sim as sim_cmd
@@ -49,6 +50,7 @@ app.add_typer(plan_cmd.app, name="plan")
 app.add_typer(rollout_cmd.app, name="rollout")
 app.add_typer(incidents_cmd.app, name="incident")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(report_cmd.app, name="report")
 
 
 def _version(value: bool) -> None:

@@ -38,7 +38,7 @@ POLICY_OPTION = typer.Option(None, "--policy", envvar="HVPATCH_POLICY",
                              help="Policy YAML (default: the built-in policy).")
 OVERRIDES_OPTION = typer.Option(None, "--overrides", envvar="HVPATCH_OVERRIDES",
                                 help="Per-CVE overrides YAML (impact class, mitigation).")
-ACTOR_OPTION = typer.Option(None, "--actor", envvar="HVPATCH_ACTOR",
+ACTOR_OPTION = typer.Option(None, "--actor", "--as", envvar="HVPATCH_ACTOR",
                             help="Who is acting (default: your login name).")
 
 

@@ -262,16 +262,24 @@ async def migrate_back(task: StepTask, ctx: StepContext) -> StepOutcome:
 
 
 async def rollback(task: StepTask, ctx: StepContext) -> StepOutcome:
-    """Return a failed host to the software it ran before, and wait until it is back."""
+    """Return a failed host to the software it ran before, wait until it is back, and record
+    that it runs the old software again (its findings reopen)."""
     state = await ctx.driver.host_state(task.host)
     before = dict(tuple((c, v) for c, v in task.args.get("previous", ())))
-    if before and all(dict(state.components).get(c) == v for c, v in before.items()) \
-            and not state.reboot_required:
-        return StepOutcome({"components": [list(c) for c in state.components]}, already_done=True)
-    await ctx.driver.rollback(task.host)
-    await ctx.driver.wait_ready(task.host, ctx.ready_timeout_s)
-    after = await ctx.driver.host_state(task.host)
-    return StepOutcome({"components": [list(c) for c in after.components]})
+    done = bool(before) and not state.reboot_required and all(
+        dict(state.components).get(c) == v for c, v in before.items())
+    if not done:
+        await ctx.driver.rollback(task.host)
+        await ctx.driver.wait_ready(task.host, ctx.ready_timeout_s)
+        state = await ctx.driver.host_state(task.host)
+    evidence: dict[str, Any] = {"components": [list(c) for c in state.components]}
+    if ctx.index is not None:
+        with ctx.store.session() as s:
+            result = verify_host(s, ctx.index.get(), task.host, dict(state.components),
+                                 now=ctx.clock.now())
+            s.commit()
+        evidence["reverified"] = result.as_dict()
+    return StepOutcome(evidence, already_done=done)
 
 
 Activity = Callable[[StepTask, StepContext], Awaitable[StepOutcome]]

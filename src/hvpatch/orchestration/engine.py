@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from hvpatch.adapters.clock import SystemClock
 from hvpatch.adapters.store.db import Store
@@ -38,8 +38,6 @@ from hvpatch.adapters.store.models import (
     ClusterRow,
     HostRow,
     PlanRow,
-    RolloutHostRow,
-    RolloutStepRow,
 )
 from hvpatch.adapters.store.plan_codec import plan_from_dict
 from hvpatch.domain.planning.gates import GateEvidence, evaluate_gate, failure_allowance
@@ -52,6 +50,7 @@ from hvpatch.domain.rollout import (
 )
 from hvpatch.errors import DriverError, TemporaryStepError
 from hvpatch.orchestration.activities import StepContext
+from hvpatch.orchestration.cleanup import TERMINAL, Cleanup
 from hvpatch.orchestration.errors import CheckFailed
 from hvpatch.orchestration.executor import InProcessExecutor
 from hvpatch.orchestration.lease import Lease, new_owner
@@ -65,7 +64,6 @@ from hvpatch.services.verification import IndexCache
 
 __all__ = ["ENDED", "TERMINAL", "RolloutEngine"]
 
-TERMINAL = ("completed", "halted", "aborted")
 ENDED = ("done", "failed", "rolled-back", "cancelled")
 #: steps after which the host runs (or may run) the new software: a failure there rolls back
 _PATCHED = ("reboot", "wait-ready", "verify", "checks")
@@ -77,7 +75,7 @@ class _LeaseLost(Exception):
     pass
 
 
-class RolloutEngine:
+class RolloutEngine(Cleanup):
     """Drives one rollout to an end state; see the module docstring."""
 
     def __init__(self, store: Store, driver: HypervisorDriver, *, clock: Clock,
@@ -101,6 +99,7 @@ class RolloutEngine:
         self._stop: str | None = None
         self._why = ""
         self._failures: dict[str, int] = defaultdict(int)
+        self._notes: list[str] = []
 
     # --- entry point ------------------------------------------------------------------------
 
@@ -118,7 +117,7 @@ class RolloutEngine:
         self.requester = row.requester
         with self.store.session() as s:
             plan = plan_from_dict(s.get_one(PlanRow, row.plan_id).data)
-        lease = Lease(self.store, rollout_id, self.owner, self.policy.lease_seconds)
+        lease = Lease(self.store, rollout_id, self.owner, self.policy.lease_seconds, rec.name)
         lease.acquire(self.wall.now())
         beat = asyncio.create_task(self._heartbeat(lease))
         final: tuple[str, str] | None = ("paused", "the engine stopped unexpectedly")
@@ -308,9 +307,13 @@ class RolloutEngine:
         step = f"migrate-back:{ring.ring}:{wave.cluster}:{wave.index}"
         if back and step not in self.finished.get("", set()):
             bad = [h for h, r in self.hosts.items() if r.state != "done"]
-            await self._step("", ring.ring, step, {
+            ok, error = await self._step("", ring.ring, step, {
                 "moves": [[m.guest, m.kind.value, m.source, m.destination] for m in back],
                 "failed_hosts": bad}, activity="migrate-back")
+            if not ok:  # the guests stay where they are, which the plan proved safe
+                self._notes.append(f"migrate-back of wave {wave.index} in {wave.cluster} "
+                                   f"stopped: {error}; its guests stay on their patched hosts")
+                self._emit("stop", {"kind": "note", "reason": self._notes[-1]})
 
     def _args(self, ring: RingPlan, wave: Wave, hs: HostStep, step: str) -> dict[str, Any]:
         host = hs.host
@@ -395,46 +398,6 @@ class RolloutEngine:
                 self.finished.setdefault("", set()).add(step)
             return True, ""
 
-    async def _put_back(self, ring: RingPlan, wave: Wave, hs: HostStep) -> None:
-        """A host stopped before its apply: out of maintenance, guests restarted, and its steps
-        superseded so that a resume starts it afresh (pause) -- or cancelled (abort, halt)."""
-        await self._cleanup_host(ring, wave, hs)
-        with self.store.session() as s:
-            s.execute(update(RolloutStepRow).where(
-                RolloutStepRow.rollout_id == self.rec.rollout_id,
-                RolloutStepRow.host == hs.host, RolloutStepRow.state == "finished")
-                .values(state="superseded"))
-            s.execute(update(RolloutHostRow).where(
-                RolloutHostRow.rollout_id == self.rec.rollout_id,
-                RolloutHostRow.host == hs.host).values(state="pending", step=""))
-            s.commit()
-        self.finished[hs.host] = set()
-        if self._stop in ("abort", "halt"):
-            self.hosts[hs.host].state = "cancelled"
-            self.rec.host_ended(hs.host, "cancelled", error=self._why)
-        else:
-            self.hosts[hs.host].state = "pending"
-
-    async def _cleanup_host(self, ring: RingPlan, wave: Wave, hs: HostStep) -> bool:
-        """Best effort: out of maintenance and its stopped guests started; False if it is
-        unreachable (a human must look at it)."""
-        try:
-            state = await self.driver.host_state(hs.host)
-        except DriverError:
-            return False
-        if not state.reachable:
-            return False
-        before = (self.hosts[hs.host].before or {}).get("before") or {}
-        if state.maintenance and not before.get("maintenance", False):
-            ok, _ = await self._step(hs.host, ring.ring, "cleanup:exit-maintenance", {},
-                                     activity="exit-maintenance")
-            if not ok:
-                return False
-        restart = self._args(ring, wave, hs, "restart")
-        if restart["guests"]:
-            await self._step(hs.host, ring.ring, "cleanup:restart", restart, activity="restart")
-        return True
-
     async def _fail(self, ring: RingPlan, wave: Wave, hs: HostStep, step: str,
                     error: str) -> None:
         host = hs.host
@@ -449,7 +412,7 @@ class RolloutEngine:
         if not await self._cleanup_host(ring, wave, hs):
             error += "; the host does not answer: it needs a human (left as it is)"
         self.hosts[host].state = state
-        self.rec.host_ended(host, state, error=error)
+        self.rec.host_ended(host, state, error=error, step=step)
         self._failures[ring.ring] += 1
         self._emit("host", {"host": host, "state": state, "ring": ring.ring, "error": error})
         n, allowed = self._failures[ring.ring], failure_allowance(
@@ -460,37 +423,3 @@ class RolloutEngine:
         elif ring.ring in self.policy.pause_on_first_failure:
             self._stop_requested("pause", f"first failure in ring {ring.ring}: {host} at "
                                  f"{step}: {error}; look, then resume or abort")
-
-    # --- cluster settings and the final cleanup -------------------------------------------
-
-    async def _hold_settings(self, plan: CampaignPlan) -> None:
-        clusters = sorted({w.cluster for w in plan.waves()})
-        for c in clusters:
-            current = await self.driver.cluster_settings(c)
-            for key, value in sorted(self.policy.cluster_settings.items()):
-                if current.get(key, "") != value:
-                    self.rec.change_recorded(c, key, current.get(key, ""), value)
-                    await self.driver.set_cluster_settings(c, {key: value})
-
-    async def _finish(self, plan: CampaignPlan, state: str, reason: str) -> None:
-        notes: list[str] = []
-        stuck = [h for h in self.rec.hosts() if h.state == "in-progress"]
-        by_host = {s.host: (r, w, s) for r in plan.rings for w in r.waves for s in w.hosts}
-        for h in stuck:
-            if h.host in by_host and not await self._cleanup_host(*by_host[h.host]):
-                notes.append(f"{h.host} does not answer: it needs a human")
-        for h in self.rec.hosts():
-            if h.state == "failed" and "needs a human" in h.error:
-                notes.append(f"{h.host} does not answer: it needs a human")
-        for change in self.rec.changes(restored=False):
-            try:
-                await self.driver.set_cluster_settings(change.cluster, {change.key: change.old})
-            except DriverError as exc:
-                notes.append(f"could not restore {change.key} of {change.cluster}: {exc}")
-                continue
-            self.rec.change_restored(change.id)
-        if notes:
-            reason = f"{reason}; " + "; ".join(sorted(set(notes)))
-        finished = self.wall.now() if state in TERMINAL else None
-        self.rec.set_state(state, reason, finished=finished, clear_control=True)
-        self._emit("rollout", {"state": state, "reason": reason, "rollout": self.rec.name})

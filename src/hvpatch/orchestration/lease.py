@@ -66,6 +66,7 @@ class Lease:
     rollout_id: int
     owner: str
     seconds: float
+    name: str = ""
 
     def _update(self, now: datetime, *conditions: Any) -> bool:
         with self.store.session() as s:
@@ -86,9 +87,10 @@ class Lease:
             holder, until = (row.lease_owner, row.lease_expires) if row else ("", None)
         if holder and _dead_local(holder) and self._update(now, RolloutRow.lease_owner == holder):
             return
-        raise LeaseHeld(f"rollout {self.rollout_id} is driven by {holder} until "
-                        f"{until:%Y-%m-%d %H:%M:%S} UTC; wait for it to finish or expire"
-                        if until else f"rollout {self.rollout_id} is driven by {holder}")
+        what = f"rollout {self.name or self.rollout_id}"
+        raise LeaseHeld(f"{what} is driven by {holder} until {until:%Y-%m-%d %H:%M:%S} UTC; "
+                        "wait for it to finish or for its lease to expire"
+                        if until else f"{what} is driven by {holder}")
 
     def renew(self, now: datetime) -> bool:
         """Extend the lease; False when it was lost (expired and taken by another engine)."""

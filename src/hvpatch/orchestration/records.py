@@ -8,10 +8,11 @@ same transaction -- the state change and its audit entry commit together or not 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from hvpatch.adapters.store.db import Store
 from hvpatch.adapters.store.models import (
@@ -27,6 +28,17 @@ from hvpatch.ports.clock import Clock
 from hvpatch.services.audit import record
 
 ACTOR = "engine"
+
+
+@dataclass(frozen=True, slots=True)
+class StepRef:
+    """A started step record: its id and what it is about (so its end needs no re-read)."""
+
+    id: int
+    host: str
+    ring: str
+    step: str
+    attempt: int
 
 
 class Records:
@@ -62,40 +74,39 @@ class Records:
                 .order_by(RolloutStepRow.id.desc()).limit(1))
         return dict(row or {})
 
-    def started(self, host: str, ring: str, step: str, attempt: int) -> int:
-        """Record a step's start (and the host's current step); returns the record id."""
+    def started(self, host: str, ring: str, step: str, attempt: int) -> StepRef:
+        """Record a step's start (and the host's current step); returns the record's handle."""
         with self.store.session() as s:
             if host:
                 s.execute(update(RolloutHostRow).where(
                     RolloutHostRow.rollout_id == self.rollout_id, RolloutHostRow.host == host)
                     .values(step=step, state="in-progress", updated=self.wall.now()))
-            row = RolloutStepRow(rollout_id=self.rollout_id, host=host, ring=ring, step=step,
-                                 attempt=attempt, state="started", started=self.clock.now(),
-                                 evidence={})
-            s.add(row)
+            step_id = s.execute(insert(RolloutStepRow).values(
+                rollout_id=self.rollout_id, host=host, ring=ring, step=step, attempt=attempt,
+                state="started", started=self.clock.now(), error="", evidence={})
+                .returning(RolloutStepRow.id)).scalar_one()
             s.commit()
-            return row.id
+        return StepRef(step_id, host, ring, step, attempt)
 
-    def ended(self, step_id: int, *, ok: bool, evidence: Mapping[str, Any], error: str = "",
+    def ended(self, ref: StepRef, *, ok: bool, evidence: Mapping[str, Any], error: str = "",
               already_done: bool = False, host_before: Mapping[str, Any] | None = None) -> None:
         """Record a step's end (finished or failed) with its evidence, and audit it."""
         with self.store.session() as s:
-            s.execute(update(RolloutStepRow).where(RolloutStepRow.id == step_id).values(
+            s.execute(update(RolloutStepRow).where(RolloutStepRow.id == ref.id).values(
                 state="finished" if ok else "failed", finished=self.clock.now(),
                 error=error, evidence={**evidence, **({"already_done": True}
                                                       if already_done else {})}))
-            row = s.get_one(RolloutStepRow, step_id)
             if host_before is not None:
                 s.execute(update(RolloutHostRow).where(
                     RolloutHostRow.rollout_id == self.rollout_id,
-                    RolloutHostRow.host == row.host).values(before=dict(host_before)))
-            details: dict[str, Any] = {"ring": row.ring, "attempt": row.attempt}
+                    RolloutHostRow.host == ref.host).values(before=dict(host_before)))
+            details: dict[str, Any] = {"ring": ref.ring, "attempt": ref.attempt}
             if error:
                 details["error"] = error
             if already_done:
                 details["reconciled"] = "already done on the platform"
             self._audit(s, f"step.{'finished' if ok else 'failed'}",
-                        f"{row.host or row.ring}:{row.step}", details)
+                        f"{ref.host or ref.ring}:{ref.step}", details)
             s.commit()
 
     # --- hosts --------------------------------------------------------------------------
@@ -107,10 +118,13 @@ class Records:
                 RolloutHostRow.rollout_id == self.rollout_id).order_by(RolloutHostRow.id)))
 
     def host_ended(self, host: str, state: str, *, error: str = "",
-                   after: Mapping[str, Any] | None = None) -> None:
-        """A host reached an end state: done, failed, rolled-back, cancelled."""
+                   after: Mapping[str, Any] | None = None, step: str | None = None) -> None:
+        """A host reached an end state: done, failed, rolled-back, cancelled (``step``: where
+        it failed, shown instead of the cleanup that followed)."""
         with self.store.session() as s:
             values: dict[str, Any] = {"state": state, "error": error, "updated": self.wall.now()}
+            if step is not None:
+                values["step"] = step
             if after is not None:
                 values["after"] = dict(after)
             s.execute(update(RolloutHostRow).where(

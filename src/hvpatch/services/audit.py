@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from hvpatch.adapters.store.db import Store
@@ -33,26 +33,24 @@ def record(session: Session, *, actor: str, action: str, subject: str,
     """Append one entry in ``session``'s transaction (the caller commits)."""
     at = (at or datetime.now(UTC)).astimezone(UTC)
     # write first: taking the head's lock before reading keeps writers in line
-    result = cast(CursorResult[Any], session.execute(
-        update(AuditHeadRow).where(AuditHeadRow.id == 1).values(seq=AuditHeadRow.seq)))
-    locked = result.rowcount
-    if not locked:
-        session.add(AuditHeadRow(id=1, seq=0, hash=GENESIS))
-        session.flush()
-    head = session.get(AuditHeadRow, 1, populate_existing=True)
-    assert head is not None
-    last = None
-    if head.seq:
-        row = session.get(AuditRow, head.seq)
-        last = _entry(row) if row is not None else AuditEntry(
-            head.seq, at, "", "", "", {}, "", head.hash)
+    head = session.execute(
+        update(AuditHeadRow).where(AuditHeadRow.id == 1).values(seq=AuditHeadRow.seq)
+        .returning(AuditHeadRow.seq, AuditHeadRow.hash)).first()
+    if head is None:
+        session.execute(insert(AuditHeadRow).values(id=1, seq=0, hash=GENESIS))
+        seq, prev = 0, GENESIS
+    else:
+        seq, prev = head
+    # ``append`` needs only the predecessor's number and hash, which the head keeps
+    last = AuditEntry(seq, at, "", "", "", {}, "", prev) if seq else None
     entry = append(last, at=at, actor=actor, action=action, subject=subject,
                    details=details or {})
-    session.add(AuditRow(seq=entry.seq, at=entry.at, actor=entry.actor, action=entry.action,
-                         subject=entry.subject, details=dict(entry.details),
-                         prev_hash=entry.prev_hash, hash=entry.hash))
-    head.seq, head.hash = entry.seq, entry.hash
-    session.flush()
+    session.execute(insert(AuditRow).values(
+        seq=entry.seq, at=entry.at, actor=entry.actor, action=entry.action,
+        subject=entry.subject, details=dict(entry.details), prev_hash=entry.prev_hash,
+        hash=entry.hash))
+    session.execute(update(AuditHeadRow).where(AuditHeadRow.id == 1)
+                    .values(seq=entry.seq, hash=entry.hash))
     return entry
 
 

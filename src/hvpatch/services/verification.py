@@ -52,11 +52,13 @@ class VerifiedHost:
     after: str
     closed: tuple[dict[str, Any], ...]
     still_open: tuple[str, ...]
+    reopened: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for the step's evidence."""
         return {"host": self.host, "before": self.before, "after": self.after,
-                "closed": list(self.closed), "still_open": list(self.still_open)}
+                "closed": list(self.closed), "still_open": list(self.still_open),
+                "reopened": list(self.reopened)}
 
 
 def verify_host(session: Session, index: AdvisoryIndex, host: str,
@@ -64,7 +66,8 @@ def verify_host(session: Session, index: AdvisoryIndex, host: str,
     """Store what ``host`` runs (``live`` component versions) and reconcile its findings.
 
     Runs in the caller's transaction. Only findings of this host are touched: one that still
-    matches stays open (its installed version refreshed), one that no longer matches is closed.
+    matches stays open (its installed version refreshed), one that no longer matches is closed,
+    and a closed one that matches again (the host was rolled back) is reopened.
     """
     row = session.scalar(select(HostRow).where(HostRow.name == host))
     if row is None:
@@ -78,19 +81,23 @@ def verify_host(session: Session, index: AdvisoryIndex, host: str,
         row.software, row.label = software_to_dict(new), new.label
         replace_components(session, [(row.id, new)])
     affected = {(v.cve_id, v.component): v for v in assess_software(new, index) if v.affected}
-    closed, still = [], []
-    for f in session.scalars(select(FindingRow).where(FindingRow.host_id == row.id,
-                                                      FindingRow.state == "open")):
+    closed, still, reopened = [], [], []
+    for f in session.scalars(select(FindingRow).where(FindingRow.host_id == row.id)):
         v = affected.get((f.cve_id, f.component))
-        if v is None:
+        if f.state == "open" and v is None:
             closed.append({"cve": f.cve_id, "component": f.component, "before": f.installed,
                            "after": dict(live).get(f.component, new.label)})
             f.state, f.closed_at = "closed", now
-        else:
+        elif v is not None:
+            # matches (again): a rolled-back host's findings are open once more
+            if f.state != "open":
+                reopened.append(f.cve_id)
+                f.state, f.closed_at = "open", None
             still.append(f.cve_id)
             f.installed, f.last_seen = v.installed, now
     session.flush()
-    return VerifiedHost(host, old.label, new.label, tuple(closed), tuple(sorted(set(still))))
+    return VerifiedHost(host, old.label, new.label, tuple(closed), tuple(sorted(set(still))),
+                        tuple(sorted(set(reopened))))
 
 
 def record_moves(session: Session, placements: Iterable[tuple[str, str]]) -> None:
