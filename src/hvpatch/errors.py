@@ -2,21 +2,26 @@
 
 Every error hvpatch raises on purpose derives from :class:`HvpatchError`; adapters translate
 foreign exceptions into it with ``raise ... from``. The CLI and the API map these classes to exit
-codes and HTTP statuses in one place each (``hvpatch.cli.errors``).
+codes and HTTP statuses in one place each (``hvpatch.cli.errors``, ``hvpatch.api.errors``).
 
 ::
 
     HvpatchError
     ├── InputError                 bad file, field or argument; carries every problem found
     │   ├── VersionParseError      a version string that no scheme accepts
-    │   └── FeedFileError          a feed file that cannot be read (also a FeedError)
+    │   ├── FeedFileError          a feed file that cannot be read (also a FeedError)
+    │   └── SeparationOfDutiesError  someone would approve their own request
     ├── NotFoundError              a named thing (host, cluster, ...) does not exist
     ├── StoreError                 the database is unreachable or its schema is wrong
     ├── FeedError                  an advisory feed cannot be read or fetched
     ├── PlanError                  no safe plan exists (names the guest and the constraint)
-    └── DriverError                a hypervisor driver failed
-        ├── TemporaryStepError     worth retrying after ``delay`` seconds
-        └── PermanentStepError     retrying will not help
+    ├── DriverError                a hypervisor driver failed
+    │   ├── TemporaryStepError     worth retrying after ``delay`` seconds
+    │   └── PermanentStepError     retrying will not help
+    └── AccessError                access control refused a request (the API)
+        ├── AuthenticationError    who is asking is not known: no, bad, expired or revoked
+        │                          credentials
+        └── PermissionDeniedError  known, but the role (or a missing CSRF token) forbids it
 """
 
 from __future__ import annotations
@@ -92,3 +97,19 @@ class TemporaryStepError(DriverError):
 
 class PermanentStepError(DriverError):
     """A step failed in a way that retrying will not fix."""
+
+
+class SeparationOfDutiesError(InputError):
+    """Someone would approve their own request (exception, plan, rollout, gate)."""
+
+
+class AccessError(HvpatchError):
+    """Access control refused a request."""
+
+
+class AuthenticationError(AccessError):
+    """Who is asking is not known: no, bad, expired or revoked credentials."""
+
+
+class PermissionDeniedError(AccessError):
+    """The user is known, but their role (or a missing CSRF token) does not allow the request."""

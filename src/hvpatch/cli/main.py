@@ -18,7 +18,9 @@ from hvpatch.cli import plan as plan_cmd
 from hvpatch.cli import report as report_cmd
 from hvpatch.cli import risk as risk_cmd
 from hvpatch.cli import rollout as rollout_cmd
+from hvpatch.cli import serve as serve_cmd
 from hvpatch.cli import sim as sim_cmd
+from hvpatch.cli import users as users_cmd
 from hvpatch.cli.context import AppState
 from hvpatch.cli.errors import EXIT_BUG, report
 from hvpatch.cli.render import err_console
@@ -50,6 +52,8 @@ app.add_typer(plan_cmd.app, name="plan")
 app.add_typer(rollout_cmd.app, name="rollout")
 app.add_typer(incidents_cmd.app, name="incident")
 app.add_typer(audit_cmd.app, name="audit")
+app.command("serve")(serve_cmd.serve)
+app.add_typer(users_cmd.app, name="users")
 app.add_typer(report_cmd.app, name="report")
 
 

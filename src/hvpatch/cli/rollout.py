@@ -220,7 +220,10 @@ def pause(ctx: typer.Context, name: str | None = NAME_ARG, actor: str | None = A
           reason: str = typer.Option("", "--reason", help="Why (kept in the audit log)."),
           output: Output = OUTPUT_OPTION) -> None:
     """Pause at the next safe point: hosts not yet patched are put back as they were, hosts
-    being patched finish. Resume with `hvpatch rollout resume`."""
+    being patched finish. Resume with `hvpatch rollout resume`.
+
+    Example: hvpatch rollout pause --reason "storage alarm in fra1" --as alice
+    """
     result = _control(ctx, name, "pause", actor, reason, output)
     if output is not Output.JSON and not result["driven"]:
         console.print(f"{result['name']} is not being driven; it stays {result['state']}")
@@ -233,6 +236,8 @@ def abort(ctx: typer.Context, name: str | None = NAME_ARG, actor: str | None = A
     """Abort: stop starting hosts, put back those not yet patched, clean up, end the rollout.
 
     If no engine drives the rollout now, this one runs the cleanup itself.
+
+    Example: hvpatch rollout abort march-rollout-20261129-101500 --reason "vendor recall"
     """
     result = _control(ctx, name, "abort", actor, reason, output)
     if not result["driven"]:
@@ -261,7 +266,10 @@ def approve(ctx: typer.Context, name: str | None = NAME_ARG,
 
 @app.command("list")
 def list_(ctx: typer.Context, output: Output = OUTPUT_OPTION) -> None:
-    """Every rollout, newest first."""
+    """Every rollout, newest first.
+
+    Example: hvpatch rollout list -o json
+    """
     rows = list_rollouts(state(ctx).store())
     if output is Output.JSON:
         emit_json(rows)

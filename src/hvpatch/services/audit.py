@@ -20,7 +20,7 @@ from hvpatch.adapters.store.db import Store
 from hvpatch.adapters.store.models import AuditHeadRow, AuditRow
 from hvpatch.domain.audit import GENESIS, AuditEntry, Verification, append, verify
 
-__all__ = ["entry_dict", "list_entries", "record", "verify_store"]
+__all__ = ["entry_dict", "list_entries", "page_entries", "record", "verify_store"]
 
 
 def _entry(row: AuditRow) -> AuditEntry:
@@ -90,9 +90,7 @@ def entry_dict(e: AuditEntry) -> dict[str, Any]:
             "hash": e.hash}
 
 
-def list_entries(store: Store, *, subject: str | None = None, action: str | None = None,
-                 actor: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """The newest ``limit`` entries (oldest first), optionally filtered."""
+def _filtered(subject: str | None, action: str | None, actor: str | None) -> Any:
     q = select(AuditRow)
     if subject:
         q = q.where(AuditRow.subject == subject)
@@ -100,6 +98,22 @@ def list_entries(store: Store, *, subject: str | None = None, action: str | None
         q = q.where(AuditRow.action == action)
     if actor:
         q = q.where(AuditRow.actor == actor)
+    return q
+
+
+def page_entries(store: Store, *, after: int = 0, limit: int = 100, subject: str | None = None,
+                 action: str | None = None, actor: str | None = None) -> list[dict[str, Any]]:
+    """Up to ``limit`` entries after entry ``after``, oldest first (keyset pagination)."""
+    q = _filtered(subject, action, actor).where(AuditRow.seq > after)
+    with store.session() as s:
+        return [entry_dict(_entry(r))
+                for r in s.scalars(q.order_by(AuditRow.seq).limit(limit))]
+
+
+def list_entries(store: Store, *, subject: str | None = None, action: str | None = None,
+                 actor: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` entries (oldest first), optionally filtered."""
+    q = _filtered(subject, action, actor)
     with store.session() as s:
         rows = s.scalars(q.order_by(AuditRow.seq.desc()).limit(limit)).all()
     return [entry_dict(_entry(r)) for r in reversed(rows)]

@@ -1,7 +1,9 @@
 """Risk exceptions: defer a finding with a compensating control, approved by someone else.
 
 An exception is requested (pending), approved by a different person (separation of duties),
-and lapses at its expiry; it can also be expired early. Every change records who and when.
+and lapses at its expiry; it can also be expired early. Every change records who and when, and
+writes an audit entry (``exception.request|approve|expire``, subject ``exception:<id>``) in the
+same transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from sqlalchemy import select
 from hvpatch.adapters.store.db import Store
 from hvpatch.adapters.store.models import ExceptionRow, HostRow
 from hvpatch.domain.risk import DEFAULT_POLICY, Policy
-from hvpatch.errors import InputError, NotFoundError, Problem
+from hvpatch.errors import InputError, NotFoundError, Problem, SeparationOfDutiesError
+from hvpatch.services.audit import record
 
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 
@@ -60,6 +63,10 @@ def add_exception(store: Store, *, host: str, cve: str | None, reason: str, cont
                            requested_by=actor, requested_at=now,
                            state="pending" if policy.exception_needs_approval else "approved")
         s.add(row)
+        s.flush()
+        record(s, actor=actor, action="exception.request", subject=f"exception:{row.id}",
+               details={"host": host, "cve": row.cve_id or "*", "expires_on": str(expires_on),
+                        "state": row.state}, at=now)
         s.commit()
         return _row(row, host, today)
 
@@ -81,11 +88,15 @@ def approve_exception(store: Store, exception_id: int, *, actor: str,
             raise InputError(f"exception {exception_id} is {row.state}, not pending",
                              [Problem("ID", "only a pending exception can be approved")])
         if actor.strip().lower() == row.requested_by.strip().lower():
-            raise InputError("separation of duties: nobody approves their own exception",
-                             [Problem("--actor", f"{actor!r} requested exception {exception_id}")])
+            raise SeparationOfDutiesError(
+                "separation of duties: nobody approves their own exception",
+                [Problem("--actor", f"{actor!r} requested exception {exception_id}")])
         if row.expires_on < now.date():
             raise InputError(f"exception {exception_id} already expired on {row.expires_on}")
         row.state, row.approved_by, row.approved_at = "approved", actor, now
+        record(s, actor=actor, action="exception.approve", subject=f"exception:{row.id}",
+               details={"host": host, "cve": row.cve_id or "*",
+                        "requested_by": row.requested_by}, at=now)
         s.commit()
         return _row(row, host, now.date())
 
@@ -99,6 +110,8 @@ def expire_exception(store: Store, exception_id: int, *, actor: str,
         if row.state not in ("pending", "approved"):
             raise InputError(f"exception {exception_id} is already {row.state}")
         row.state, row.closed_by, row.closed_at = "expired", actor, now
+        record(s, actor=actor, action="exception.expire", subject=f"exception:{row.id}",
+               details={"host": host, "cve": row.cve_id or "*"}, at=now)
         s.commit()
         return _row(row, host, now.date())
 

@@ -191,37 +191,63 @@ def _reconcile(s: Session, wanted: dict[tuple[int, str, str], Verdict], only: se
             s.execute(insert(FindingRow), inserts[i:i + 5000])
 
 
+def _findings_query(*, host: str | None, cve: str | None, kev_only: bool, state: str,
+                    confidence: Iterable[str]) -> Any:
+    q = (select(FindingRow, HostRow.name, KevRow.due_date, KevRow.known_ransomware,
+                EpssRow.epss)
+         .join(HostRow, HostRow.id == FindingRow.host_id)
+         .outerjoin(KevRow, KevRow.cve_id == FindingRow.cve_id)
+         .outerjoin(EpssRow, EpssRow.cve_id == FindingRow.cve_id))
+    if state != "all":
+        q = q.where(FindingRow.state == state)
+    if host:
+        q = q.where(HostRow.name == host)
+    if cve:
+        q = q.where(FindingRow.cve_id == cve.upper())
+    if kev_only:
+        q = q.where(KevRow.cve_id.is_not(None))
+    conf = list(confidence)
+    if conf:
+        q = q.where(FindingRow.confidence.in_(conf))
+    return q
+
+
+def _finding_dict(f: FindingRow, name: str, due: Any, ransomware: Any,
+                  epss: Any) -> dict[str, Any]:
+    return {
+        "host": name, "cve": f.cve_id, "component": f.component, "installed": f.installed,
+        "fixed_in": f.fixed_in, "confidence": f.confidence, "source": f.source,
+        "state": f.state, "kev": due is not None or ransomware is not None,
+        "kev_due": due, "ransomware": bool(ransomware), "epss": epss,
+        "first_seen": f.first_seen, "closed_at": f.closed_at,
+    }
+
+
 def list_findings(store: Store, *, host: str | None = None, cve: str | None = None,
                   kev_only: bool = False, state: str = "open", confidence: Iterable[str] = (),
                   limit: int | None = None) -> list[dict[str, Any]]:
     """Findings with their host, KEV and EPSS data, newest CVE first."""
+    q = _findings_query(host=host, cve=cve, kev_only=kev_only, state=state,
+                        confidence=confidence)
+    q = q.order_by(FindingRow.cve_id.desc(), HostRow.name, FindingRow.component)
+    if limit:
+        q = q.limit(limit)
     with store.session() as s:
-        q = (select(FindingRow, HostRow.name, KevRow.due_date, KevRow.known_ransomware,
-                    EpssRow.epss)
-             .join(HostRow, HostRow.id == FindingRow.host_id)
-             .outerjoin(KevRow, KevRow.cve_id == FindingRow.cve_id)
-             .outerjoin(EpssRow, EpssRow.cve_id == FindingRow.cve_id))
-        if state != "all":
-            q = q.where(FindingRow.state == state)
-        if host:
-            q = q.where(HostRow.name == host)
-        if cve:
-            q = q.where(FindingRow.cve_id == cve.upper())
-        if kev_only:
-            q = q.where(KevRow.cve_id.is_not(None))
-        conf = list(confidence)
-        if conf:
-            q = q.where(FindingRow.confidence.in_(conf))
-        q = q.order_by(FindingRow.cve_id.desc(), HostRow.name, FindingRow.component)
-        if limit:
-            q = q.limit(limit)
-        return [{
-            "host": name, "cve": f.cve_id, "component": f.component, "installed": f.installed,
-            "fixed_in": f.fixed_in, "confidence": f.confidence, "source": f.source,
-            "state": f.state, "kev": due is not None or ransomware is not None,
-            "kev_due": due, "ransomware": bool(ransomware), "epss": epss,
-            "first_seen": f.first_seen, "closed_at": f.closed_at,
-        } for f, name, due, ransomware, epss in s.execute(q)]
+        return [_finding_dict(*row) for row in s.execute(q)]
+
+
+def page_findings(store: Store, *, after: int | None = None, limit: int = 100,
+                  host: str | None = None, cve: str | None = None, kev_only: bool = False,
+                  state: str = "open", confidence: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Up to ``limit`` findings (as :func:`list_findings`, with their ``id``) in id order after
+    the id ``after``: keyset pagination that visits every finding once."""
+    q = _findings_query(host=host, cve=cve, kev_only=kev_only, state=state,
+                        confidence=confidence)
+    if after is not None:
+        q = q.where(FindingRow.id > after)
+    with store.session() as s:
+        return [{"id": row[0].id, **_finding_dict(*row)}
+                for row in s.execute(q.order_by(FindingRow.id).limit(limit))]
 
 
 def explain(store: Store, host_name: str, cve: str) -> dict[str, Any]:
@@ -261,8 +287,6 @@ def explain(store: Store, host_name: str, cve: str) -> dict[str, Any]:
         "stored": [{"component": f.component, "state": f.state, "first_seen": f.first_seen,
                     "closed_at": f.closed_at} for f in stored],
     }
-
-
 
 
 def overview(store: Store, top: int = 10) -> dict[str, Any]:

@@ -125,7 +125,8 @@ def get_plan(store: Store, ref: str) -> tuple[dict[str, Any], CampaignPlan]:
     """A stored plan by name or id: its record and the plan."""
     with store.session() as s:
         q = select(PlanRow)
-        q = q.where(PlanRow.id == int(ref)) if ref.isdigit() else q.where(PlanRow.name == ref)
+        by_id = ref.isascii() and ref.isdigit() and len(ref) <= 9
+        q = q.where(PlanRow.id == int(ref)) if by_id else q.where(PlanRow.name == ref)
         row = s.scalars(q).first()
         if row is None:
             names = list(s.scalars(select(PlanRow.name).order_by(PlanRow.id.desc()).limit(5)))

@@ -343,3 +343,14 @@ def explain_risk(store: Store, host: str, cve: str | None = None) -> dict[str, A
             "previous": {"score": r.prev_score, "outcome": r.prev_outcome},
         } for r, c, comp in findings],
     }
+
+
+def risk_runs(store: Store, *, before: int | None = None, limit: int = 100
+              ) -> list[dict[str, Any]]:
+    """Risk assessment runs, newest first (ids below ``before``): when, by whom, what changed."""
+    q = select(RiskRunRow)
+    if before is not None:
+        q = q.where(RiskRunRow.id < before)
+    with store.session() as s:
+        return [{"id": r.id, "at": r.at, "actor": r.actor, "summary": r.summary}
+                for r in s.scalars(q.order_by(RiskRunRow.id.desc()).limit(limit))]

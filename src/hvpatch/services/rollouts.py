@@ -25,11 +25,12 @@ from hvpatch.adapters.store.models import (
 )
 from hvpatch.adapters.store.plan_codec import plan_from_dict
 from hvpatch.domain.rollout import RolloutPolicy
-from hvpatch.errors import InputError, NotFoundError, Problem
+from hvpatch.errors import InputError, NotFoundError, Problem, SeparationOfDutiesError
 from hvpatch.services.audit import record
 
 __all__ = ["ACTIVE", "approve", "create_rollout", "get_rollout", "list_rollouts",
-           "request_control", "rollout_name", "rollout_status"]
+           "request_control", "rollout_gates", "rollout_name", "rollout_status",
+           "rollout_steps"]
 
 #: states in which an engine may still have work to do
 ACTIVE = ("pending", "running", "paused", "awaiting-approval")
@@ -171,6 +172,34 @@ def rollout_status(store: Store, name: str | None = None) -> dict[str, Any]:
     }
 
 
+def rollout_gates(store: Store, name: str) -> list[dict[str, Any]]:
+    """Every gate of a rollout with its whole evidence (checks, soak, incidents, approvals)."""
+    row = get_rollout(store, name)
+    with store.session() as s:
+        gates = s.scalars(select(RolloutGateRow).where(RolloutGateRow.rollout_id == row.id)
+                          .order_by(RolloutGateRow.id))
+        return [{"ring": g.ring, "kind": g.kind, "state": g.state, "ring_done": g.ring_done,
+                 "evaluated": g.evaluated, "evidence": g.evidence or {},
+                 "approved_by": g.approved_by or None, "approved_at": g.approved_at}
+                for g in gates]
+
+
+def rollout_steps(store: Store, name: str, *, after: int = 0, limit: int = 100,
+                  host: str | None = None) -> list[dict[str, Any]]:
+    """A rollout's recorded step attempts with their evidence, in order, after step id
+    ``after`` (keyset pagination)."""
+    row = get_rollout(store, name)
+    q = select(RolloutStepRow).where(RolloutStepRow.rollout_id == row.id,
+                                     RolloutStepRow.id > after)
+    if host is not None:
+        q = q.where(RolloutStepRow.host == host)
+    with store.session() as s:
+        return [{"id": r.id, "host": r.host, "ring": r.ring, "step": r.step,
+                 "attempt": r.attempt, "state": r.state, "started": r.started,
+                 "finished": r.finished, "error": r.error, "evidence": r.evidence or {}}
+                for r in s.scalars(q.order_by(RolloutStepRow.id).limit(limit))]
+
+
 def request_control(store: Store, name: str | None, action: str, *, actor: str,
                     reason: str = "") -> dict[str, Any]:
     """Ask the engine driving the rollout to pause or abort at its next safe point.
@@ -205,7 +234,7 @@ def approve(store: Store, name: str | None, *, actor: str, ring: str | None = No
         for who, what in ((row.requester, "started this rollout"),
                           (plan_requester, "requested its plan")):
             if actor.casefold() == who.strip().casefold():
-                raise InputError("separation of duties", [Problem(
+                raise SeparationOfDutiesError("separation of duties", [Problem(
                     "--as", f"{actor} {what}; an approval must come from someone else")])
         gates = list(s.scalars(select(RolloutGateRow).where(
             RolloutGateRow.rollout_id == row.id, RolloutGateRow.approved_by == "")
