@@ -177,7 +177,8 @@ def demo(
         console.print(f"  {line}", soft_wrap=True, highlight=False)
     console.print(f"Compliance report (KEV due dates, decisions, patches, audit): {report}",
                   soft_wrap=True, highlight=False)
-    console.print(f"open the dashboard: hvpatch --db {db} serve, then http://127.0.0.1:8000/",
+    console.print(f"Browse the REST API: hvpatch --db {db} serve, then "
+                  "http://127.0.0.1:8000/api/v1/docs (a web dashboard comes next)",
                   soft_wrap=True, highlight=False)
     console.print(f"[dim]done in {secs} s[/]")
 
