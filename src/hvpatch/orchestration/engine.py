@@ -216,6 +216,8 @@ class RolloutEngine(Cleanup):
         gate = self.rec.gate(ring.ring, "entry")
         if gate is None or not gate.approved_by:
             return False
+        if gate.approved_by.strip().casefold() == self.requester.strip().casefold():
+            return False  # separation of duties, checked again here (not only when approving)
         if gate.state != "passed":
             self.rec.gate_evaluated(ring.ring, "entry", "passed", {
                 "approved_by": gate.approved_by, "requested_by": self.requester})
