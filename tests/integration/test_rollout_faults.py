@@ -33,6 +33,7 @@ from hvpatch.domain.rollout import RolloutPolicy
 from hvpatch.errors import InputError
 from hvpatch.orchestration.runner import build_driver, drive, simulator_spec, start_rollout
 from hvpatch.services.audit import list_entries, verify_store
+from hvpatch.services.incidents import close_incident, open_incident
 from hvpatch.services.rollouts import approve, get_rollout, request_control, rollout_status
 from rollout_support import FAST_RINGS, make_plan
 
@@ -368,3 +369,19 @@ def test_approval_needs_someone_other_than_the_requester(store: Store) -> None:
     assert staging["exit_gate"]["approved_by"] == "bob"
     approvals = [e for e in list_entries(store, action="gate.approved")]
     assert [(e["actor"], e["subject"]) for e in approvals] == [("bob", "staging:exit")]
+
+
+def test_an_open_incident_holds_the_ring_gate_until_it_is_closed(store: Store) -> None:
+    run = start(store)
+    incident = open_incident(store, "storage latency alarm in zrh1", "carol")
+    assert run.drive() == "paused"
+    st = run.status()
+    assert "incident" in st["reason"]
+    assert next(r for r in st["rings"] if r["ring"] == "test")["exit_gate"]["state"] == "blocked"
+    hosts = run.hosts()
+    assert [n for n in ALL if hosts[n]["state"] == "done"] == TEST  # the next ring waits
+    after = run.assert_cleaned_up()
+    assert_untouched(run, STAGING + PROD, after)
+    close_incident(store, incident, "carol")
+    assert run.drive() == "completed"
+    assert_patched_once(run, ALL, run.assert_cleaned_up())

@@ -18,6 +18,7 @@ from hvpatch.cli.context import state
 from hvpatch.cli.render import OUTPUT_OPTION, Output, console, emit_json, table
 from hvpatch.cli.risk import ACTOR_OPTION, _actor
 from hvpatch.domain.rollout import rollout_policy_from_dict
+from hvpatch.errors import InputError, Problem
 from hvpatch.orchestration.runner import drive, simulator_spec, start_rollout
 from hvpatch.services.rollouts import approve as approve_gate
 from hvpatch.services.rollouts import list_rollouts, request_control, rollout_status
@@ -115,8 +116,6 @@ def start(
 
     Example: hvpatch rollout start march --faults examples/faults.yaml
     """
-    from hvpatch.errors import InputError, Problem
-
     if driver != "simulator":
         raise InputError("unknown driver", [Problem("--driver", f"{driver!r}: only "
                                                     "'simulator' is available so far")])

@@ -59,6 +59,7 @@ from hvpatch.ports.checks import Check, CheckContext
 from hvpatch.ports.clock import Clock
 from hvpatch.ports.driver import HypervisorDriver
 from hvpatch.ports.executor import Executor, StepTask
+from hvpatch.services.incidents import open_count
 from hvpatch.services.rollouts import rollout_name
 from hvpatch.services.verification import IndexCache
 
@@ -257,7 +258,7 @@ class RolloutEngine(Cleanup):
         evidence = GateEvidence(
             hosts=len(states), passed=passed, failed=failed,
             soak_hours_elapsed=(self.clock.now() - done_at).total_seconds() / 3600.0,
-            open_incidents=self.rec.open_incidents(),
+            open_incidents=open_count(self.store),
             approved_by=gate_row.approved_by if gate_row else "", requested_by=self.requester)
         result = evaluate_gate(ring.gate, evidence)
         record = {"passed": result.passed, "reasons": list(result.reasons),

@@ -16,7 +16,6 @@ from sqlalchemy import insert, select, update
 
 from hvpatch.adapters.store.db import Store
 from hvpatch.adapters.store.models import (
-    IncidentRow,
     RolloutChangeRow,
     RolloutGateRow,
     RolloutHostRow,
@@ -205,12 +204,6 @@ class Records:
                                                     evidence=dict(evidence)))
             self._audit(s, f"gate.{state}", f"{ring}:{kind}", dict(evidence))
             s.commit()
-
-    def open_incidents(self) -> int:
-        """Incidents open now."""
-        with self.store.session() as s:
-            return len(s.scalars(select(IncidentRow.id).where(IncidentRow.closed.is_(None)))
-                       .all())
 
     def withdrawn(self, components: tuple[tuple[str, str], ...]) -> list[str]:
         """Which of ``components`` the vendor withdrew (as ``component version: reason``)."""

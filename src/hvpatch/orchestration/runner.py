@@ -23,7 +23,7 @@ from hvpatch.errors import InputError, Problem
 from hvpatch.orchestration.engine import RolloutEngine
 from hvpatch.ports.clock import Clock
 from hvpatch.ports.driver import HypervisorDriver
-from hvpatch.services.rollouts import create_rollout, get_rollout
+from hvpatch.services.rollouts import create_rollout, get_rollout, rollout_name
 
 __all__ = ["DRIVERS", "build_driver", "drive", "simulator_spec", "start_rollout"]
 
@@ -57,10 +57,7 @@ def start_rollout(store: Store, plan: str, *, requester: str, policy: RolloutPol
     """Create the rollout of ``plan`` (state pending); returns its name."""
     rid = create_rollout(store, plan, requester=requester, driver=dict(driver), policy=policy,
                          name=name)
-    with store.session() as s:
-        from hvpatch.adapters.store.models import RolloutRow
-
-        return s.get_one(RolloutRow, rid).name
+    return rollout_name(store, rid)
 
 
 async def drive(store: Store, name: str | None = None, *, on_event: Event | None = None,
