@@ -5,6 +5,8 @@ set -euo pipefail
 packages=(
   # PostgreSQL client tools: the store tests check the server with pg_isready
   postgresql-client
+  # the dashboard's end-to-end tests drive Debian's Chromium (headless) through Playwright
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -9,7 +9,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,9 +77,11 @@ class Api:
 
 
 @contextmanager
-def serve(store: Store) -> Iterator[tuple[str, FastAPI]]:
-    """Run the API on ``store`` in a background thread; yields its base URL and the app."""
-    app = create_app(store)
+def serve(store: Store, factory: Callable[[Store], FastAPI] = create_app
+          ) -> Iterator[tuple[str, FastAPI]]:
+    """Run the API (or what ``factory`` builds, e.g. the dashboard's server) on ``store`` in a
+    background thread; yields its base URL and the app."""
+    app = factory(store)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -112,10 +114,10 @@ def add_role_users(store: Store) -> dict[str, str]:
 
 
 @contextmanager
-def running(store: Store) -> Iterator[Api]:
-    """The API on ``store`` with a user and token per role."""
+def running(store: Store, factory: Callable[[Store], FastAPI] = create_app) -> Iterator[Api]:
+    """The API (or ``factory``'s app) on ``store`` with a user and token per role."""
     tokens = add_role_users(store)
-    with serve(store) as (base, app):
+    with serve(store, factory) as (base, app):
         yield Api(base, store, app, tokens)
 
 

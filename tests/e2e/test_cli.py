@@ -126,3 +126,4 @@ def test_demo_runs_on_a_fresh_store_and_tells_what_next(tmp_path: Path) -> None:
     assert rollout["findings_closed"] > 0
     assert rollout["audit"]["ok"] and rollout["audit"]["entries"] > 0
     assert "5. Act" in r.stdout and "audit chain verified" in r.stdout
+    assert "Open the dashboard: hvpatch --db" in r.stdout and "http://127.0.0.1:8000/" in r.stdout

@@ -11,6 +11,7 @@ and for session callers the CSRF token on unsafe methods (header ``X-CSRF-Token`
 from __future__ import annotations
 
 import hmac
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,7 +28,8 @@ from hvpatch.api.errors import error_response
 from hvpatch.errors import AuthenticationError, PermissionDeniedError, StoreError
 from hvpatch.services.users import User, allows, get_user, verify_token
 
-__all__ = ["CSRF_FIELD", "CSRF_HEADER", "PUBLIC", "Authenticate", "Principal", "require"]
+__all__ = ["CSRF_FIELD", "CSRF_HEADER", "PUBLIC", "Authenticate", "Principal", "check_csrf",
+           "csrf_ok", "open_session", "principal_of", "require"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -118,15 +120,36 @@ class Authenticate:
         await self.app(scope, receive, send)
 
 
-async def _csrf(request: Request, principal: Principal) -> None:
+def open_session(request: Request, user: User) -> str:
+    """Start a browser session for ``user`` (a fresh one: nothing of an earlier session is
+    kept); return its CSRF token."""
+    request.session.clear()
+    csrf = secrets.token_urlsafe(32)
+    request.session.update({"uid": user.id, "csrf": csrf})
+    return csrf
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The caller the middleware resolved (None when anonymous)."""
+    principal = (request.scope.get("state") or {}).get("principal")
+    return principal if isinstance(principal, Principal) else None
+
+
+def csrf_ok(sent: str | None, principal: Principal) -> bool:
+    """True when ``sent`` is the session's CSRF token (compared in constant time)."""
+    return bool(sent) and bool(principal.csrf) and hmac.compare_digest(
+        str(sent).encode(), principal.csrf.encode())
+
+
+async def check_csrf(request: Request, principal: Principal) -> None:
+    """Refuse (403) an unsafe request of a session without its CSRF token."""
     sent = request.headers.get(CSRF_HEADER)
     content_type = request.headers.get("content-type", "")
     if sent is None and content_type.startswith(("application/x-www-form-urlencoded",
                                                  "multipart/form-data")):
         value = (await request.form()).get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    if not sent or not principal.csrf or not hmac.compare_digest(sent.encode(),
-                                                                 principal.csrf.encode()):
+    if not csrf_ok(sent, principal):
         raise PermissionDeniedError(f"missing or wrong CSRF token: send the {CSRF_HEADER} "
                                     "header (or the csrf_token form field) given at login")
 
@@ -136,13 +159,13 @@ def require(role: str, *, before_password_change: bool = False
     """A dependency: the caller, who must have ``role`` (or a higher one)."""
 
     async def check(request: Request, _token: Any = Security(_bearer)) -> Principal:
-        principal = (request.scope.get("state") or {}).get("principal")
-        if not isinstance(principal, Principal):
+        principal = principal_of(request)
+        if principal is None:
             raise AuthenticationError("authenticate: send Authorization: Bearer hvp_... or "
                                       "log in (POST /api/v1/session)")
         if principal.via == "session":
             if request.method not in SAFE_METHODS:
-                await _csrf(request, principal)
+                await check_csrf(request, principal)
             if principal.user.must_change and not before_password_change:
                 raise PermissionDeniedError("change the one-time password first: "
                                             "POST /api/v1/me/password")

@@ -177,8 +177,9 @@ def demo(
         console.print(f"  {line}", soft_wrap=True, highlight=False)
     console.print(f"Compliance report (KEV due dates, decisions, patches, audit): {report}",
                   soft_wrap=True, highlight=False)
-    console.print(f"Browse the REST API: hvpatch --db {db} serve, then "
-                  "http://127.0.0.1:8000/api/v1/docs (a web dashboard comes next)",
+    console.print(f"Open the dashboard: hvpatch --db {db} serve, then http://127.0.0.1:8000/ "
+                  "in a browser; log in as admin with the one-time password serve prints on "
+                  "its first run (the REST API's docs: http://127.0.0.1:8000/api/v1/docs)",
                   soft_wrap=True, highlight=False)
     console.print(f"[dim]done in {secs} s[/]")
 

@@ -1,4 +1,4 @@
-"""``hvpatch serve``: run the REST API (and, later, the dashboard) on the configured store."""
+"""``hvpatch serve``: run the web dashboard and the REST API on the configured store."""
 
 from __future__ import annotations
 
@@ -18,17 +18,18 @@ def serve(
                                         "behind a TLS-terminating proxy)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ) -> None:
-    """Serve the REST API (/api/v1), /metrics and /healthz on the configured store.
+    """Serve the web dashboard (/), the REST API (/api/v1), /metrics and /healthz.
 
-    The OpenAPI schema is at /api/v1/openapi.json, the interactive docs at /api/v1/docs. On the
-    first run (no user yet) the user 'admin' is created and its one-time password is printed
-    once; change it at the first login (POST /api/v1/me/password).
+    Open http://HOST:PORT/ in a browser and log in. The OpenAPI schema is at
+    /api/v1/openapi.json, the interactive docs at /api/v1/docs. On the first run (no user yet)
+    the user 'admin' is created and its one-time password is printed once; the dashboard asks
+    for a new one at the first login (or POST /api/v1/me/password).
 
     Example: hvpatch serve --port 8000
     """
     import uvicorn  # the web stack loads only for this command, not for every other one
 
-    from hvpatch.api import create_app
+    from hvpatch.web import create_server
 
     store = state(ctx).store()
     password = bootstrap_admin(store)
@@ -37,8 +38,9 @@ def serve(
                       "with this one-time password, shown only now -- change it at the first "
                       "login:", highlight=False)
         console.print(password, highlight=False, markup=False)
-    console.print(f"hvpatch API on http://{host}:{port}/api/v1 (docs: /api/v1/docs), store "
-                  f"{store.safe_url}", highlight=False, markup=False)
-    app = create_app(store, secure_cookies=secure_cookies)
+    console.print(f"hvpatch dashboard on http://{host}:{port}/ , REST API on "
+                  f"http://{host}:{port}/api/v1 (docs: /api/v1/docs), store {store.safe_url}",
+                  highlight=False, markup=False)
+    app = create_server(store, secure_cookies=secure_cookies)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,
                 proxy_headers=False)

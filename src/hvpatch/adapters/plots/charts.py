@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from datetime import datetime
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-__all__ = ["bar_chart_png"]
+__all__ = ["bar_chart_png", "line_chart_png"]
 
 _COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1")
 
@@ -68,6 +71,32 @@ def bar_chart_png(title: str, labels: Sequence[str],
     if len(series) > 1:  # beside the plot, where it hides no bar
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(title, fontsize=11)
+    return _png(fig)
+
+
+def line_chart_png(title: str, at: Sequence[datetime], values: Sequence[float], *,
+                   ylabel: str = "", width_in: float = 8.0) -> bytes:
+    """A filled line over time as PNG bytes (e.g. open findings, a burn-down); the last value
+    is labelled."""
+    fig, ax = plt.subplots(figsize=(width_in, 3.2))
+    xs = [float(x) for x in mdates.date2num(list(at))]  # type: ignore[no-untyped-call]
+    ys = [float(v) for v in values]
+    ax.plot(xs, ys, color=_COLOURS[0], linewidth=1.8, drawstyle="steps-post")
+    ax.fill_between(xs, ys, step="post", color=_COLOURS[0], alpha=0.15)
+    if xs:
+        ax.annotate(f"{ys[-1]:g}", (xs[-1], ys[-1]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0, top=max(ys, default=0) * 1.15 + 1)
+    ax.grid(alpha=0.3)
+    ax.xaxis_date()
+    locator = ax.xaxis.get_major_locator()
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    ax.set_title(title, fontsize=11)
+    return _png(fig)
+
+
+def _png(fig: Figure) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

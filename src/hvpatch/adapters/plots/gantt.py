@@ -5,6 +5,7 @@ Rendered headless (matplotlib's Agg backend) to PNG or SVG, for the CLI and the 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +20,14 @@ _COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#
 
 def render_gantt(plan: CampaignPlan, path: Path, *, max_rows: int = 60) -> Path:
     """Write the chart to ``path`` (.png or .svg); return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gantt_bytes(plan, fmt=path.suffix.lstrip(".").lower() or "png",
+                                 max_rows=max_rows))
+    return path
+
+
+def gantt_bytes(plan: CampaignPlan, *, fmt: str = "png", max_rows: int = 60) -> bytes:
+    """The chart as ``fmt`` (png or svg) bytes."""
     rows: list[tuple[str, float, float, str, int]] = []
     ring_start = 0.0
     for i, ring in enumerate(plan.rings):
@@ -44,7 +53,7 @@ def render_gantt(plan: CampaignPlan, path: Path, *, max_rows: int = 60) -> Path:
     ax.set_title(f"Campaign {plan.name}: {plan.seconds / 3600:.1f} h expected{more}")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
     plt.close(fig)
-    return path
+    return buf.getvalue()

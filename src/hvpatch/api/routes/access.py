@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from hvpatch.api.auth import open_session
 from hvpatch.api.bodies import LoginIn, PasswordIn, SecretIn, TokenIn, UserIn
 from hvpatch.api.deps import Admin, Anyone, PathId, PathName, StoreDep
 from hvpatch.api.models import (
@@ -42,9 +42,7 @@ def login(body: LoginIn, request: Request, store: StoreDep) -> dict[str, Any]:
     user = authenticate(store, body.name, body.password)
     if user is None:
         raise AuthenticationError("wrong user name or password")
-    request.session.clear()
-    csrf = secrets.token_urlsafe(32)
-    request.session.update({"uid": user.id, "csrf": csrf})
+    csrf = open_session(request, user)
     return {"user": user.name, "role": user.role, "must_change": user.must_change,
             "csrf_token": csrf}
 
