@@ -17,7 +17,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(BIN)/python
+# the Debian packages first: libvirt-python (a dev dependency) builds against libvirt-dev
+$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml scripts/install-test-packages.sh | $(BIN)/python
+	scripts/install-test-packages.sh
 	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(VENV)/.installed $@

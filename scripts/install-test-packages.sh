@@ -7,6 +7,14 @@ packages=(
   postgresql-client
   # the dashboard's end-to-end tests drive Debian's Chromium (headless) through Playwright
   chromium
+  # libvirt-python (a dev dependency) builds against libvirt's headers, found with pkg-config;
+  # its test driver (test:///default) is the KVM inventory tests' peer
+  libvirt-dev
+  pkg-config
+  # the vSphere connector's peer: govmomi's vCenter simulator, built offline from Debian's
+  # Go sources of govmomi
+  golang-go
+  golang-github-vmware-govmomi-dev
 )
 missing=()
 for p in "${packages[@]}"; do
