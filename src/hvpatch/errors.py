@@ -111,5 +111,13 @@ class AuthenticationError(AccessError):
     """Who is asking is not known: no, bad, expired or revoked credentials."""
 
 
+class TooManyAttemptsError(AccessError):
+    """Too many failed logins from one client for one user: wait ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PermissionDeniedError(AccessError):
     """The user is known, but their role (or a missing CSRF token) does not allow the request."""

@@ -139,3 +139,18 @@ def test_first_admin_one_time_password(store: Store) -> None:
         assert ("admin", "user.password") in actions
         audit = json.dumps([r for r in actions])
         assert password not in audit
+
+
+def test_failed_logins_are_throttled_per_address_and_user(store: Store) -> None:
+    with running(store) as api:
+        client = httpx.Client(base_url=api.base, timeout=30)
+        for _ in range(5):
+            assert_error(client.post("/api/v1/session", json={"name": "vera",
+                                                              "password": "guess"}), 401)
+        held = client.post("/api/v1/session", json={"name": "vera", "password": PASSWORD})
+        error = assert_error(held, 429, "too_many_requests")
+        assert "too many failed logins" in error["message"]
+        assert 1 <= int(held.headers["Retry-After"]) <= 600
+        # another user from the same address still logs in, and a success clears only them
+        assert client.post("/api/v1/session", json={"name": "april",
+                                                    "password": PASSWORD}).status_code == 200

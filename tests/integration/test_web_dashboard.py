@@ -70,6 +70,11 @@ def test_pages_need_a_login_and_show_the_store(store: Store) -> None:
         evil = anon.post("/login", data={"name": "vera", "password": PASSWORD,
                                          "next": "//evil.example/x"})
         assert (evil.status_code, evil.headers["location"]) == (303, "/")
+        for _ in range(5):
+            assert anon.post("/login", data={"name": "oscar", "password": "x"}
+                             ).status_code == 401
+        held = anon.post("/login", data={"name": "oscar", "password": PASSWORD})
+        assert held.status_code == 429 and "too many failed logins" in held.text
 
         viewer, _ = browser_login(api, "vera")
         page = _text(viewer.get("/").text)

@@ -21,7 +21,7 @@ from hvpatch.adapters.store.db import Store
 from hvpatch.api import errors
 from hvpatch.api.auth import SESSION_COOKIE, Authenticate
 from hvpatch.api.background import Background
-from hvpatch.api.limits import MAX_BODY, BodyLimit
+from hvpatch.api.limits import MAX_BODY, BodyLimit, LoginThrottle
 from hvpatch.api.models import ErrorBody
 from hvpatch.api.routes import access, act, inventory, judge, meta, ops
 from hvpatch.services.settings import session_key
@@ -35,6 +35,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "Malformed JSON"), (401, "Not authenticated"),
         (403, "Forbidden by role, CSRF or separation of duties"), (404, "Not found"),
         (409, "Conflict"), (413, "Request body too large"), (422, "Bad input"),
+        (429, "Too many failed logins"),
         (503, "Store unavailable"))}
 DESCRIPTION = """Vendor-neutral hypervisor security patch management.
 
@@ -63,6 +64,7 @@ def create_app(store: Store, *, secure_cookies: bool = False, max_body: int = MA
                   redoc_url=None, lifespan=lifespan)
     app.state.store = store
     app.state.jobs = jobs
+    app.state.login_throttle = LoginThrottle()
     errors.install(app)
     v1 = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
     for area in (inventory, judge, act, ops, access):

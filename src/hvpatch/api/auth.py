@@ -25,11 +25,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hvpatch.adapters.store.db import Store
 from hvpatch.api.errors import error_response
+from hvpatch.api.limits import LoginThrottle
 from hvpatch.errors import AuthenticationError, PermissionDeniedError, StoreError
-from hvpatch.services.users import User, allows, get_user, verify_token
+from hvpatch.services.users import User, allows, authenticate, get_user, verify_token
 
 __all__ = ["CSRF_FIELD", "CSRF_HEADER", "PUBLIC", "Authenticate", "Principal", "check_csrf",
-           "csrf_ok", "open_session", "principal_of", "require"]
+           "csrf_ok", "log_in", "open_session", "principal_of", "require"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -127,6 +128,20 @@ def open_session(request: Request, user: User) -> str:
     csrf = secrets.token_urlsafe(32)
     request.session.update({"uid": user.id, "csrf": csrf})
     return csrf
+
+
+def log_in(request: Request, store: Store, name: str, password: str) -> tuple[User, str]:
+    """Check a name and password under the server's login throttle (429 after too many
+    failures) and start a session; the user and the session's CSRF token."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else ""
+    throttle.check(client, name)
+    user = authenticate(store, name, password)
+    if user is None:
+        throttle.failed(client, name)
+        raise AuthenticationError("wrong user name or password")
+    throttle.succeeded(client, name)
+    return user, open_session(request, user)
 
 
 def principal_of(request: Request) -> Principal | None:

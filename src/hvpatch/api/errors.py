@@ -16,6 +16,8 @@ status  type                    raised by
 409     conflict                another engine drives the rollout (LeaseHeld), no safe plan
                                 (PlanError), a write that raced another (IntegrityError)
 413     too_large               a request body over the limit
+429     too_many_requests       too many failed logins from one address (Retry-After says when
+                                to try again)
 422     bad_input / validation  bad input (InputError), or fields of the wrong type or shape
 502     upstream                an advisory feed or a hypervisor driver failed
 503     store_unavailable       the store cannot be used (StoreError, OperationalError)
@@ -47,6 +49,7 @@ from hvpatch.errors import (
     Problem,
     SeparationOfDutiesError,
     StoreError,
+    TooManyAttemptsError,
 )
 from hvpatch.orchestration.lease import LeaseHeld
 
@@ -57,6 +60,7 @@ log = logging.getLogger("hvpatch.api")
 #: (error class, HTTP status, type in the body): the most specific class first
 STATUS: tuple[tuple[type[BaseException], int, str], ...] = (
     (AuthenticationError, 401, "unauthenticated"),
+    (TooManyAttemptsError, 429, "too_many_requests"),
     (PermissionDeniedError, 403, "forbidden"),
     (SeparationOfDutiesError, 403, "separation_of_duties"),
     (NotFoundError, 404, "not_found"),
@@ -110,7 +114,9 @@ async def _hvpatch_error(_request: Request, exc: Exception) -> JSONResponse:
     status, kind = status_for(exc)
     if status >= 500:
         log.warning("request failed: %s: %s", type(exc).__name__, exc)
-    return error_response(status, kind, _message(exc), getattr(exc, "problems", ()))
+    headers = ({"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttemptsError)
+               else None)
+    return error_response(status, kind, _message(exc), getattr(exc, "problems", ()), headers)
 
 
 def _location(loc: Iterable[Any]) -> str:

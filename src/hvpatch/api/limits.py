@@ -1,13 +1,20 @@
-"""A request body size limit (413 before the application reads too much)."""
+"""Limits: the request body size (413 before the application reads too much), and failed
+logins per client and user (429, against password guessing)."""
 
 from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hvpatch.api.errors import error_response
+from hvpatch.errors import TooManyAttemptsError
 
-__all__ = ["MAX_BODY", "BodyLimit"]
+__all__ = ["MAX_BODY", "BodyLimit", "LoginThrottle"]
 
 #: the largest request body the API accepts (1 MiB)
 MAX_BODY = 1024 * 1024
@@ -63,3 +70,54 @@ class BodyLimit:
             if started:
                 raise
             await error_response(413, "too_large", str(exc.detail))(scope, receive, send)
+
+
+class LoginThrottle:
+    """Failed logins counted per (client address, user name) and per client address in a
+    sliding window; past the limit, logins from there are refused (429) until the oldest
+    failure leaves the window. A success clears the (client, user) count. Kept in the server
+    process's memory: a restart forgets it (a proxy's rate limit is the second line).
+    """
+
+    def __init__(self, *, per_user: int = 5, per_client: int = 30, window_s: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_user = per_user
+        self.per_client = per_client
+        self.window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        times = self._failures.get(key, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if not times:
+            self._failures.pop(key, None)
+        return times
+
+    def check(self, client: str, user: str) -> None:
+        """Raise :class:`TooManyAttemptsError` when logins from ``client`` as ``user`` are
+        held back."""
+        now = self._clock()
+        with self._lock:
+            for key, limit in (((client, user.casefold()), self.per_user),
+                               ((client, ""), self.per_client)):
+                times = self._recent(key, now)
+                if len(times) >= limit:
+                    wait = max(1, int(times[0] + self.window_s - now + 0.999))
+                    raise TooManyAttemptsError(
+                        f"too many failed logins from this address: try again in {wait} s",
+                        retry_after=wait)
+
+    def failed(self, client: str, user: str) -> None:
+        """Count a failed login."""
+        now = self._clock()
+        with self._lock:
+            for key in ((client, user.casefold()), (client, "")):
+                self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, client: str, user: str) -> None:
+        """Forget the failures of ``client`` as ``user``."""
+        with self._lock:
+            self._failures.pop((client, user.casefold()), None)

@@ -18,12 +18,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hvpatch.adapters.plots.charts import bar_chart_png, line_chart_png
 from hvpatch.adapters.plots.gantt import gantt_bytes
-from hvpatch.api.auth import Principal, csrf_ok, open_session, principal_of
+from hvpatch.api.auth import Principal, csrf_ok, log_in, principal_of
 from hvpatch.api.background import Background
 from hvpatch.api.deps import Filter, PathName, StoreDep
 from hvpatch.domain.risk.policy import OUTCOMES
 from hvpatch.domain.rollout import rollout_policy_from_dict
-from hvpatch.errors import HvpatchError, NotFoundError, PermissionDeniedError
+from hvpatch.errors import (
+    AuthenticationError,
+    HvpatchError,
+    NotFoundError,
+    PermissionDeniedError,
+    TooManyAttemptsError,
+)
 from hvpatch.orchestration.runner import simulator_spec, start_rollout
 from hvpatch.services.audit import list_entries
 from hvpatch.services.catalog import host_detail, page_hosts
@@ -46,7 +52,7 @@ from hvpatch.services.rollouts import (
     rollout_gates,
     rollout_status,
 )
-from hvpatch.services.users import allows, authenticate, set_password
+from hvpatch.services.users import allows, set_password
 from hvpatch.web.render import flash, render
 
 __all__ = ["OUTCOME_COLOURS", "LoginRequired", "router"]
@@ -122,12 +128,12 @@ def login(request: Request, store: StoreDep, name: Annotated[str, Form(max_lengt
           password: Annotated[str, Form(max_length=1024)],
           next: Annotated[str, Form(max_length=2048)] = "/") -> Response:
     """Check the name and password; start a session (as ``POST /api/v1/session`` does)."""
-    user = authenticate(store, name.strip(), password)
-    if user is None:
-        return render(request, "login.html.j2", {"next": _local(next),
-                                                 "error": "wrong user name or password"},
-                      status=401)
-    open_session(request, user)
+    try:
+        user, _csrf = log_in(request, store, name.strip(), password)
+    except (AuthenticationError, TooManyAttemptsError) as exc:
+        status = 429 if isinstance(exc, TooManyAttemptsError) else 401
+        return render(request, "login.html.j2", {"next": _local(next), "error": str(exc)},
+                      status=status)
     return _back("/password" if user.must_change else _local(next))
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from hvpatch.api.auth import open_session
+from hvpatch.api.auth import log_in
 from hvpatch.api.bodies import LoginIn, PasswordIn, SecretIn, TokenIn, UserIn
 from hvpatch.api.deps import Admin, Anyone, PathId, PathName, StoreDep
 from hvpatch.api.models import (
@@ -19,11 +19,9 @@ from hvpatch.api.models import (
     UserOut,
 )
 from hvpatch.api.pages import Page, Paging, slice_page
-from hvpatch.errors import AuthenticationError
 from hvpatch.services.secrets import delete_secret, list_secrets, put_secret
 from hvpatch.services.users import (
     add_user,
-    authenticate,
     create_token,
     disable_user,
     list_tokens,
@@ -38,11 +36,10 @@ router = APIRouter(tags=["access"])
 @router.post("/session", response_model=SessionOut)
 def login(body: LoginIn, request: Request, store: StoreDep) -> dict[str, Any]:
     """Log in with a name and password: sets the session cookie; returns the CSRF token that
-    every unsafe request of the session must carry (header X-CSRF-Token)."""
-    user = authenticate(store, body.name, body.password)
-    if user is None:
-        raise AuthenticationError("wrong user name or password")
-    csrf = open_session(request, user)
+    every unsafe request of the session must carry (header X-CSRF-Token). After 5 failures
+    for one user (30 in all) from one address within 10 minutes, logins from there answer 429
+    until the oldest failure is 10 minutes old."""
+    user, csrf = log_in(request, store, body.name, body.password)
     return {"user": user.name, "role": user.role, "must_change": user.must_change,
             "csrf_token": csrf}
 
