@@ -15,6 +15,12 @@ packages=(
   # Go sources of govmomi
   golang-go
   golang-github-vmware-govmomi-dev
+  # the KVM host peer: a Debian root made with debootstrap, reached through a real OpenSSH
+  # server on a loopback address, upgraded from a local apt repository (dpkg-dev indexes it)
+  debootstrap
+  openssh-server
+  openssh-client
+  dpkg-dev
 )
 missing=()
 for p in "${packages[@]}"; do
