@@ -21,7 +21,7 @@ from hvpatch.services.catalog import page_hosts
 from hvpatch.services.dashboard import exposure_now
 from hvpatch.services.findings import list_findings
 from hvpatch.services.plans import create_plan
-from hvpatch.services.rollouts import rollout_status
+from hvpatch.services.rollouts import rollout_status, rollout_timeline
 from hvpatch.services.users import add_user
 from web_support import PLAN, REQUESTER, ROLLOUT, browser_login, dashboard, dashboard_store
 
@@ -169,6 +169,11 @@ def test_buttons_check_role_csrf_and_separation_of_duties(store: Store) -> None:
         total = sum(status["hosts"].values())
         assert f"{total} of {total} host(s) done" in progress and "Approve" not in progress
         assert status["findings_closed"] > 0
+        timeline = rollout_timeline(store, ROLLOUT)
+        assert sum(sum(w["hosts"].values()) for w in timeline["waves"]) == total
+        assert min(w["start_s"] for w in timeline["waves"]) == 0.0
+        assert all(w["seconds"] > 0 for w in timeline["waves"])
+        assert april.get(f"/rollouts/{ROLLOUT}/gantt.png").content[:8] == PNG_MAGIC
     with store.session() as s:
         trail = s.execute(select(AuditRow.actor, AuditRow.action, AuditRow.subject)
                           .order_by(AuditRow.seq)).all()

@@ -29,8 +29,8 @@ from hvpatch.errors import InputError, NotFoundError, Problem, SeparationOfDutie
 from hvpatch.services.audit import record
 
 __all__ = ["ACTIVE", "approve", "create_rollout", "get_rollout", "list_rollouts",
-           "request_control", "rollout_gates", "rollout_name", "rollout_status",
-           "rollout_steps"]
+           "request_control", "rollout_gates", "rollout_name", "rollout_status", "rollout_steps",
+           "rollout_timeline"]
 
 #: states in which an engine may still have work to do
 ACTIVE = ("pending", "running", "paused", "awaiting-approval")
@@ -182,6 +182,43 @@ def rollout_gates(store: Store, name: str) -> list[dict[str, Any]]:
                  "evaluated": g.evaluated, "evidence": g.evidence or {},
                  "approved_by": g.approved_by or None, "approved_at": g.approved_at}
                 for g in gates]
+
+
+def rollout_timeline(store: Store, name: str) -> dict[str, Any]:
+    """When each wave of a rollout actually ran: per (ring, wave), from its hosts' first step
+    start to their last step end (or the last start, for a wave still running), with host
+    counts by state; times in seconds from the rollout's first step. For the rollout's Gantt
+    chart (the plan's chart shows what was expected)."""
+    row = get_rollout(store, name)
+    with store.session() as s:
+        spans = {h: (a, b, c) for h, a, b, c in s.execute(
+            select(RolloutStepRow.host, func.min(RolloutStepRow.started),
+                   func.max(RolloutStepRow.finished), func.max(RolloutStepRow.started))
+            .where(RolloutStepRow.rollout_id == row.id, RolloutStepRow.host != "")
+            .group_by(RolloutStepRow.host))}
+        hosts = list(s.execute(select(RolloutHostRow.host, RolloutHostRow.ring,
+                                      RolloutHostRow.wave, RolloutHostRow.cluster,
+                                      RolloutHostRow.state)
+                               .where(RolloutHostRow.rollout_id == row.id)
+                               .order_by(RolloutHostRow.wave)))
+    waves: dict[tuple[str, int], dict[str, Any]] = {}
+    for host, ring, wave, cluster, state in hosts:
+        w = waves.setdefault((ring, wave), {"ring": ring, "wave": wave, "clusters": set(),
+                                            "hosts": Counter(), "start": None, "end": None})
+        w["clusters"].add(cluster)
+        w["hosts"][state] += 1
+        if host in spans:
+            first, last_end, last_start = spans[host]
+            end = max(x for x in (last_end, last_start) if x is not None)
+            w["start"] = first if w["start"] is None else min(w["start"], first)
+            w["end"] = end if w["end"] is None else max(w["end"], end)
+    begun = [w for w in waves.values() if w["start"] is not None]
+    origin = min((w["start"] for w in begun), default=None)
+    return {"name": row.name, "start": origin.isoformat() if origin else None, "waves": [{
+        "ring": w["ring"], "wave": w["wave"], "clusters": sorted(w["clusters"]),
+        "hosts": dict(w["hosts"]),
+        "start_s": (w["start"] - origin).total_seconds() if origin else 0.0,
+        "seconds": (w["end"] - w["start"]).total_seconds()} for w in begun]}
 
 
 def rollout_steps(store: Store, name: str, *, after: int = 0, limit: int = 100,

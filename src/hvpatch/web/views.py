@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hvpatch.adapters.plots.charts import bar_chart_png, line_chart_png
-from hvpatch.adapters.plots.gantt import gantt_bytes
+from hvpatch.adapters.plots.gantt import gantt_bytes, timeline_bytes
 from hvpatch.api.auth import Principal, csrf_ok, log_in, principal_of
 from hvpatch.api.background import Background
 from hvpatch.api.deps import Filter, PathName, StoreDep
@@ -51,6 +51,7 @@ from hvpatch.services.rollouts import (
     request_control,
     rollout_gates,
     rollout_status,
+    rollout_timeline,
 )
 from hvpatch.services.users import allows, set_password
 from hvpatch.web.render import flash, render
@@ -282,6 +283,19 @@ def rollout(request: Request, name: PathName, who: Viewer, store: StoreDep) -> R
     return render(request, "rollout.html.j2", {
         "r": status, "gates": rollout_gates(store, name), "ends": ENDS,
         "audit": list_entries(store, subject=name, limit=15)})
+
+
+@router.get("/rollouts/{name}/gantt.png")
+def rollout_gantt(name: PathName, who: Viewer, store: StoreDep) -> Response:
+    """When each wave actually ran (the rollout's Gantt chart)."""
+    t = rollout_timeline(store, name)
+    rings: dict[str, int] = {}
+    rows = [(f"{w['ring']} · {', '.join(w['clusters'])} · wave {w['wave']} "
+             f"({sum(w['hosts'].values())} hosts)", w["start_s"], w["seconds"],
+             rings.setdefault(w["ring"], len(rings)),
+             bool(w["hosts"].get("failed") or w["hosts"].get("rolled-back")))
+            for w in t["waves"]]
+    return _png(timeline_bytes(f"Rollout {t['name']}: what ran when", rows))
 
 
 @router.get("/rollouts/{name}/progress", response_class=HTMLResponse)

@@ -6,6 +6,7 @@ Rendered headless (matplotlib's Agg backend) to PNG or SVG, for the CLI and the 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -55,5 +56,29 @@ def gantt_bytes(plan: CampaignPlan, *, fmt: str = "png", max_rows: int = 60) -> 
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def timeline_bytes(title: str, rows: Sequence[tuple[str, float, float, int, bool]], *,
+                   max_rows: int = 60) -> bytes:
+    """What actually ran, as PNG bytes: ``rows`` are ``(label, start_s, seconds, group,
+    failed)``; one colour per group (ring), failed rows outlined in red."""
+    shown = list(rows[:max_rows])
+    height = max(2.5, 0.32 * len(shown) + 1.5)
+    fig, ax = plt.subplots(figsize=(12, height))
+    for y, (_label, start, dur, group, failed) in enumerate(shown):
+        colour = _COLOURS[group % len(_COLOURS)]
+        ax.barh(y, max(dur, 1.0) / 3600, left=start / 3600, color=colour, alpha=0.9,
+                edgecolor="#c0392b" if failed else colour, linewidth=2 if failed else 1)
+    ax.set_yticks(range(len(shown)), [r[0] for r in shown], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("hours from the rollout's first step")
+    more = f" (first {max_rows} of {len(rows)} rows)" if len(rows) > max_rows else ""
+    ax.set_title(title + more)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
