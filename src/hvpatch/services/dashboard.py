@@ -30,8 +30,8 @@ from hvpatch.services.findings import overview
 from hvpatch.services.metrics import snapshot
 from hvpatch.services.rollouts import ACTIVE, list_rollouts
 
-__all__ = ["AGE_BUCKETS", "Burndown", "burndown", "exposure_by_tenant", "exposure_now",
-           "findings_age"]
+__all__ = ["AGE_BUCKETS", "NO_DECISION", "Burndown", "burndown", "exposure_by_tenant",
+           "exposure_now", "findings_age", "hosts_by_outcome"]
 
 #: (label, upper bound in days, exclusive) of the age buckets; the last has no bound
 AGE_BUCKETS: tuple[tuple[str, int | None], ...] = (
@@ -49,15 +49,10 @@ def exposure_now(store: Store, today: date | None = None) -> dict[str, Any]:
     """The overview's headline: hosts by outcome, overdue hosts and findings, KEV exposure,
     the most urgent CVEs and the rollouts in flight."""
     snap = snapshot(store, today)
-    with store.session() as s:
-        by_outcome = {o: int(n) for o, n in s.execute(
-            select(HostRiskRow.outcome, func.count()).group_by(HostRiskRow.outcome))}
-        hosts = int(s.scalar(select(func.count()).select_from(HostRow)) or 0)
-    hosts_by_outcome = {o: by_outcome.get(o, 0) for o in OUTCOMES}
-    hosts_by_outcome[NO_DECISION] = max(0, hosts - sum(by_outcome.values()))
+    by_outcome = hosts_by_outcome(store)
     seen = overview(store, top=10)
     return {
-        "hosts": hosts, "hosts_by_outcome": hosts_by_outcome,
+        "hosts": sum(by_outcome.values()), "hosts_by_outcome": by_outcome,
         "open_findings": seen["open"], "hosts_affected": seen["hosts_affected"],
         "cves": seen["cves"], "kev_cves": seen["kev_cves"],
         "hosts_with_kev": seen["hosts_with_kev"], "top": seen["top"],
@@ -65,6 +60,17 @@ def exposure_now(store: Store, today: date | None = None) -> dict[str, Any]:
         "open_by_outcome": {o: snap.open_by_outcome.get(o, 0) for o in OUTCOMES},
         "in_flight": [r for r in list_rollouts(store) if r["state"] in ACTIVE],
     }
+
+
+def hosts_by_outcome(store: Store) -> dict[str, int]:
+    """Hosts by the outcome of their decision, most urgent first; ``none`` for the rest."""
+    with store.session() as s:
+        counts = {o: int(n) for o, n in s.execute(
+            select(HostRiskRow.outcome, func.count()).group_by(HostRiskRow.outcome))}
+        hosts = int(s.scalar(select(func.count()).select_from(HostRow)) or 0)
+    out = {o: counts.get(o, 0) for o in OUTCOMES}
+    out[NO_DECISION] = max(0, hosts - sum(out.values()))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from hvpatch.services.dashboard import (
     exposure_by_tenant,
     exposure_now,
     findings_age,
+    hosts_by_outcome,
 )
 from hvpatch.services.findings import explain
 from hvpatch.services.plans import export_plan, get_plan, list_plans
@@ -187,7 +188,7 @@ def overview(request: Request, who: Viewer, store: StoreDep) -> Response:
 def chart(chart: str, who: Viewer, store: StoreDep) -> Response:
     """The overview's plots as PNG images."""
     if chart == "outcomes":
-        now = exposure_now(store)["hosts_by_outcome"]
+        now = hosts_by_outcome(store)
         labels = list(now)
         return _png(bar_chart_png("Hosts by exposure outcome", labels,
                                   [("hosts", [now[o] for o in labels])],
