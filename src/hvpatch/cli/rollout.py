@@ -52,6 +52,9 @@ def print_event(kind: str, data: Mapping[str, Any], *, verbose: bool = False) ->
     elif kind == "wave":
         console.print(f"[bold]wave {data['wave']}[/] · {data['cluster']} · "
                       f"{', '.join(data['hosts'])}", highlight=False)
+    elif kind == "window":
+        console.print(f"  [dim]waiting[/]     {data['cluster']} wave {data['wave']} until "
+                      f"{data['start']} ({data['window']})", highlight=False)
     elif kind == "host":
         style = _STYLE.get(data["state"], "")
         console.print(f"  [{style}]{data['state']:11}[/] {data['host']}"

@@ -93,6 +93,9 @@ class RolloutPolicy:
     lease_seconds: float = 30.0
     #: whether to wait out each ring's soak (False: the gate fails until it has elapsed)
     wait_for_soak: bool = True
+    #: whether to start each wave inside the plan's maintenance windows, waiting for the next
+    #: one that fits it (False: start at once, as a plan without windows does)
+    wait_for_windows: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (stored with the rollout)."""
@@ -110,6 +113,7 @@ class RolloutPolicy:
             "cluster_settings": dict(self.cluster_settings),
             "lease_seconds": self.lease_seconds,
             "wait_for_soak": self.wait_for_soak,
+            "wait_for_windows": self.wait_for_windows,
         }
 
 
@@ -180,7 +184,7 @@ def _suite(i: int, spec: Any, loc: str, problems: list[Problem]) -> SuiteSpec | 
 
 _KEYS = {"max_retries_per_host", "retry_backoff_s", "retry_backoff_max_s", "rollback_on_failure",
          "pause_on_first_failure", "host_ready_timeout_s", "performance_tolerance", "checks",
-         "suites", "cluster_settings", "lease_seconds", "wait_for_soak"}
+         "suites", "cluster_settings", "lease_seconds", "wait_for_soak", "wait_for_windows"}
 
 
 def rollout_policy_from_dict(data: Any, where: str = "rollout policy") -> RolloutPolicy:
@@ -210,7 +214,7 @@ def rollout_policy_from_dict(data: Any, where: str = "rollout policy") -> Rollou
         n = _number(data, key, lo, hi, where, problems)
         if n is not None:
             values[key] = n
-    for key in ("rollback_on_failure", "wait_for_soak"):
+    for key in ("rollback_on_failure", "wait_for_soak", "wait_for_windows"):
         if key in data:
             if isinstance(data[key], bool):
                 values[key] = data[key]

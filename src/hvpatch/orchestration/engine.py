@@ -15,6 +15,9 @@ step is recorded before and after (:mod:`.records`) and runs through the
   platform can, taken out of maintenance, and its stopped guests are restarted. A failure beyond
   the ring's budget halts the campaign; the first failure in a ring the policy names (prod)
   pauses it for a human. A withdrawn target release halts it before the next host gets it.
+* **Maintenance windows.** A plan made with windows keeps them; each wave starts inside the
+  next one that fits it (the clock waits, reading pause and abort as it does), and the rollout
+  pauses with the reason when none fits within the search horizon.
 * **Operator control.** ``pause`` and ``abort`` requests are read at every safe point: hosts not
   yet past their point of no return (the apply) are put back as they were; hosts past it finish.
 * **Cleanup in every ending.** Completed, paused, halted, aborted, awaiting approval or failed
@@ -42,6 +45,7 @@ from hvpatch.adapters.store.models import (
 from hvpatch.adapters.store.plan_codec import plan_from_dict
 from hvpatch.domain.planning.gates import GateEvidence, evaluate_gate, failure_allowance
 from hvpatch.domain.planning.model import CampaignPlan, HostStep, MoveKind, RingPlan, Wave
+from hvpatch.domain.planning.windows import find_slot
 from hvpatch.domain.rollout import (
     GUEST_CHECKS,
     HOST_STEPS,
@@ -123,6 +127,7 @@ class RolloutEngine(Cleanup):
         beat = asyncio.create_task(self._heartbeat(lease))
         final: tuple[str, str] | None = ("paused", "the engine stopped unexpectedly")
         try:
+            self.plan = plan
             self._load(plan)
             if row.control == "abort":
                 final = ("aborted", "aborted by an operator before it ran")
@@ -302,6 +307,8 @@ class RolloutEngine(Cleanup):
 
     async def _wave(self, ring: RingPlan, wave: Wave) -> None:
         todo = [h for h in wave.hosts if self.hosts[h.host].state not in ENDED]
+        if todo and not await self._window(ring, wave):
+            return
         self._emit("wave", {"ring": ring.ring, "cluster": wave.cluster, "wave": wave.index,
                             "hosts": [h.host for h in wave.hosts]})
         await asyncio.gather(*(self._host(ring, wave, h) for h in todo))
@@ -317,6 +324,39 @@ class RolloutEngine(Cleanup):
                 self._notes.append(f"migrate-back of wave {wave.index} in {wave.cluster} "
                                    f"stopped: {error}; its guests stay on their patched hosts")
                 self._emit("stop", {"kind": "note", "reason": self._notes[-1]})
+
+    async def _window(self, ring: RingPlan, wave: Wave) -> bool:
+        """Wait until the wave may start inside the plan's maintenance windows; False when the
+        rollout stops meanwhile (or no window fits: it pauses with the reason). A wave some of
+        whose hosts have begun carries on at once (the engine restarted within it)."""
+        plan = self.plan
+        if not (plan.windows or plan.blackouts) or not self.policy.wait_for_windows:
+            return True
+        if any(self.finished.get(h.host) for h in wave.hosts):
+            return True
+        told = False
+        while True:   # again after each wait: the clock may have run past a window's start
+            now = self.clock.now()
+            found = find_slot(plan.windows, now, wave.seconds, cluster=wave.cluster,
+                              tenants=wave.tenants, blackouts=plan.blackouts)
+            if found.slot is None:
+                self._stop_requested("pause", f"cluster {wave.cluster}, wave {wave.index}: "
+                                     f"{found.reason}")
+                return False
+            start = found.slot.start
+            if start <= now:
+                return True
+            if not told:
+                told = True
+                self._emit("window", {"ring": ring.ring, "cluster": wave.cluster,
+                                      "wave": wave.index, "window": found.slot.window,
+                                      "start": start.isoformat()})
+            # in steps of a minute of campaign time: a pause or an abort is read between them
+            while (left := (start - self.clock.now()).total_seconds()) > 0:
+                if self._stop is not None:
+                    return False
+                self._check_lease()
+                await self.clock.sleep(min(left, 60.0))
 
     def _args(self, ring: RingPlan, wave: Wave, hs: HostStep, step: str) -> dict[str, Any]:
         host = hs.host

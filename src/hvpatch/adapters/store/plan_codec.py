@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from hvpatch.domain.planning.model import (
@@ -15,6 +15,7 @@ from hvpatch.domain.planning.model import (
     Skip,
     Wave,
 )
+from hvpatch.domain.planning.windows import Blackout, MaintenanceWindow, Monthly, Weekly
 
 
 def plan_to_dict(p: CampaignPlan) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def plan_to_dict(p: CampaignPlan) -> dict[str, Any]:
                      "no_open_incident": r.gate.no_open_incident, "approval": r.gate.approval},
             "waves": [{
                 "index": w.index, "cluster": w.cluster, "seconds": w.seconds,
-                "start_offset": w.start_offset, "window": w.window,
+                "start_offset": w.start_offset, "window": w.window, "tenants": list(w.tenants),
                 "hosts": [{"host": h.host, "cluster": h.cluster, "current": h.current,
                            "target": h.target, "seconds": dict(h.seconds),
                            "components": [list(c) for c in h.components]} for h in w.hosts],
@@ -43,7 +44,46 @@ def plan_to_dict(p: CampaignPlan) -> dict[str, Any]:
                            "vcpus": m.vcpus, "reason": m.reason} for m in w.moves],
             } for w in r.waves],
         } for r in p.rings],
+        "windows": [_window_to_dict(w) for w in p.windows],
+        "blackouts": [_blackout_to_dict(b) for b in p.blackouts],
     }
+
+
+def _blackout_to_dict(b: Blackout) -> dict[str, Any]:
+    return {"start": b.start.isoformat(), "end": b.end.isoformat(), "reason": b.reason,
+            "cluster": b.cluster, "tenant": b.tenant, "timezone": b.timezone}
+
+
+def _blackout_from_dict(d: dict[str, Any]) -> Blackout:
+    return Blackout(date.fromisoformat(d["start"]), date.fromisoformat(d["end"]),
+                    d.get("reason", ""), d.get("cluster", ""), d.get("tenant", ""),
+                    d.get("timezone", ""))
+
+
+def _window_to_dict(w: MaintenanceWindow) -> dict[str, Any]:
+    rec = w.recurrence
+    recurrence: dict[str, Any] = (
+        {"weekly": {"days": list(rec.days), "start": rec.start.isoformat(), "hours": rec.hours}}
+        if isinstance(rec, Weekly) else
+        {"monthly": {"weekday": rec.weekday, "nth": rec.nth, "start": rec.start.isoformat(),
+                     "hours": rec.hours, "offset_days": rec.offset_days}})
+    return {**recurrence, "timezone": w.timezone, "cluster": w.cluster, "tenant": w.tenant,
+            "name": w.name, "blackouts": [_blackout_to_dict(b) for b in w.blackouts]}
+
+
+def _window_from_dict(d: dict[str, Any]) -> MaintenanceWindow:
+    recurrence: Weekly | Monthly
+    if "weekly" in d:
+        r = d["weekly"]
+        recurrence = Weekly(tuple(r["days"]), time.fromisoformat(r["start"]), r["hours"])
+    else:
+        r = d["monthly"]
+        recurrence = Monthly(r["weekday"], r["nth"], time.fromisoformat(r["start"]), r["hours"],
+                             r.get("offset_days", 0))
+    return MaintenanceWindow(recurrence, d.get("timezone", "UTC"), d.get("cluster", ""),
+                             d.get("tenant", ""),
+                             tuple(_blackout_from_dict(b) for b in d.get("blackouts", ())),
+                             d.get("name", ""))
 
 
 def plan_from_dict(d: dict[str, Any]) -> CampaignPlan:
@@ -62,6 +102,7 @@ def plan_from_dict(d: dict[str, Any]) -> CampaignPlan:
             waves=tuple(Wave(
                 index=w["index"], cluster=w["cluster"], seconds=w["seconds"],
                 start_offset=w.get("start_offset", 0.0), window=w.get("window", ""),
+                tenants=tuple(w.get("tenants", ())),
                 hosts=tuple(HostStep(h["host"], h["cluster"], h["current"], h["target"],
                                      dict(h["seconds"]),
                                      tuple((c, v) for c, v in h.get("components", ())))
@@ -71,4 +112,6 @@ def plan_from_dict(d: dict[str, Any]) -> CampaignPlan:
                             for m in w["moves"]),
             ) for w in r["waves"]),
         ) for r in d["rings"]),
+        windows=tuple(_window_from_dict(w) for w in d.get("windows", ())),
+        blackouts=tuple(_blackout_from_dict(b) for b in d.get("blackouts", ())),
     )

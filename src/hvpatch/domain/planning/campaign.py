@@ -144,7 +144,8 @@ def _schedule(plan: ClusterPlan, cluster: Cluster, policy: PlanPolicy, ring_star
             notes.append(f"cluster {cluster.name}, wave {wave.index}: {found.reason}")
         else:
             at, label = found.slot.start, found.slot.window
-        waves.append(replace(wave, start_offset=(at - ring_start).total_seconds(), window=label))
+        waves.append(replace(wave, start_offset=(at - ring_start).total_seconds(), window=label,
+                             tenants=tuple(sorted(_tenants(cluster, wave)))))
         at += timedelta(seconds=wave.seconds)
     return waves, (at - ring_start).total_seconds(), fits
 
@@ -244,7 +245,9 @@ def build_campaign(fleet: Fleet, targets: Mapping[str, TargetChoice | str],
     return CampaignPlan(name=name, created=created, emergency=emergency, targets=line_targets,
                         rings=tuple(ring_plans), skipped=tuple(_unique(all_skipped)),
                         seconds=elapsed, findings=findings, notes=tuple(notes),
-                        requester=requester.strip(), start=begin)
+                        requester=requester.strip(), start=begin,
+                        windows=tuple(plan_policy.windows) if use_windows else (),
+                        blackouts=tuple(plan_policy.blackouts) if use_windows else ())
 
 
 def _with_components(wave: Wave, wanted: Mapping[str, tuple[tuple[str, str], ...]]) -> Wave:

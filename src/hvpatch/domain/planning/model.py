@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from hvpatch.domain.planning.windows import Blackout, MaintenanceWindow
+
 
 class MoveKind(StrEnum):
     """Why a guest moves or stops."""
@@ -69,6 +71,7 @@ class Wave:
     seconds: float
     start_offset: float = 0.0  # seconds from the start of the ring
     window: str = ""           # the maintenance window it is scheduled in, when windows apply
+    tenants: tuple[str, ...] = ()  # tenants with a guest on its hosts (their windows bind it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,10 @@ class CampaignPlan:
     notes: tuple[str, ...] = ()
     requester: str = ""                # who asked for it; an approver must be someone else
     start: datetime | None = None      # the start the schedule assumes (windows searched from it)
+    #: the maintenance windows and blackouts that bind its waves (empty: any time), kept so the
+    #: rollout engine starts each wave inside one
+    windows: tuple[MaintenanceWindow, ...] = ()
+    blackouts: tuple[Blackout, ...] = ()
 
     def waves(self) -> tuple[Wave, ...]:
         """Every wave of every ring, in order."""
