@@ -8,6 +8,7 @@ import typer
 
 from hvpatch import __version__
 from hvpatch.cli import audit as audit_cmd
+from hvpatch.cli import connect as connect_cmd
 from hvpatch.cli import db as db_cmd
 from hvpatch.cli import demo as demo_cmd
 from hvpatch.cli import feeds as feeds_cmd
@@ -38,7 +39,9 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+inventory_cmd.app.command("sync")(connect_cmd.inventory_sync)
 app.add_typer(inventory_cmd.app, name="inventory")
+app.add_typer(connect_cmd.app, name="connect")
 app.add_typer(sim_cmd.app, name="sim")
 app.add_typer(feeds_cmd.app, name="feeds")
 app.add_typer(findings_cmd.app, name="findings")

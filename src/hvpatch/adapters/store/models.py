@@ -638,3 +638,25 @@ class JobRow(Base):
     progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- connections to real platforms (migration 0007) ------------------------------------------
+
+
+class ConnectionRow(Base):
+    """A platform an inventory is read from: its kind, URL, user and a credential *reference*
+    (``secret:NAME``, ``env:VAR``, ``file:PATH`` or empty), never the credential itself."""
+
+    __tablename__ = "connections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    username: Mapped[str] = mapped_column(String(255), default="")
+    credential: Mapped[str] = mapped_column(Text, default="")
+    verify_tls: Mapped[bool] = mapped_column(Boolean, default=True)
+    ca_file: Mapped[str] = mapped_column(Text, default="")
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_sync: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_status: Mapped[str] = mapped_column(Text, default="")
