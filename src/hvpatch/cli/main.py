@@ -19,6 +19,7 @@ from hvpatch.cli import plan as plan_cmd
 from hvpatch.cli import report as report_cmd
 from hvpatch.cli import risk as risk_cmd
 from hvpatch.cli import rollout as rollout_cmd
+from hvpatch.cli import secrets as secrets_cmd
 from hvpatch.cli import serve as serve_cmd
 from hvpatch.cli import sim as sim_cmd
 from hvpatch.cli import users as users_cmd
@@ -42,6 +43,7 @@ app = typer.Typer(
 inventory_cmd.app.command("sync")(connect_cmd.inventory_sync)
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(connect_cmd.app, name="connect")
+app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(sim_cmd.app, name="sim")
 app.add_typer(feeds_cmd.app, name="feeds")
 app.add_typer(findings_cmd.app, name="findings")
