@@ -9,6 +9,7 @@ of 127.0.0.1 with TLS. Without Go or the sources the tests skip with the reason;
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -67,6 +68,14 @@ def build_vcsim() -> Path:
     if binary.exists():
         return binary
     CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:   # pytest workers wait for one build
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if binary.exists():
+            return binary
+        return _build(go, gopath, binary)
+
+
+def _build(go: str, gopath: Path, binary: Path) -> Path:
     partial = CACHE / f".{binary.name}.{os.getpid()}"
     env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(gopath), "GOFLAGS": "",
            "GOCACHE": str(CACHE / "gocache")}
