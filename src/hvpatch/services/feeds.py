@@ -380,6 +380,7 @@ def import_feeds(store: Store, paths: list[Path], *, epss_date: date | None = No
             raise FeedError("no feed files found in " + ", ".join(str(p) for p in paths)
                             + " (expected NVD, KEV, EPSS, CSAF, OSV, XSA or Debian changelog)")
         s.commit()
+    store.analyze(VulnerabilityRow, VulnProductRow, KevRow, EpssRow, PackageFixRow, XsaRow)
     return report
 
 

@@ -143,6 +143,7 @@ def refresh_findings(store: Store, *, full: bool = False,
         s.add(AssessmentRow(at=now, scope=summary.scope, inventory_import_id=last_inventory,
                             summary=summary.as_dict()))
         s.commit()
+    store.analyze(FindingRow)
     return summary
 
 

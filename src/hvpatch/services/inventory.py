@@ -186,6 +186,8 @@ def import_fleet(store: Store, fleet: Fleet, *, source: str, sha256: str,
             s.rollback()
         else:
             s.commit()
+    if summary.touched and not dry_run:
+        store.analyze(HostRow, HostComponentRow, GuestRow, ClusterRow, TenantRow)
     return summary
 
 

@@ -183,6 +183,7 @@ def assess_risk(store: Store, *, policy: Policy = DEFAULT_POLICY,
             k: v for k, v in summary.as_dict().items() if k != "changes"}
             | {"changes": summary.changes[:500]}))
         s.commit()
+    store.analyze(FindingRiskRow, HostRiskRow)
     return summary
 
 
