@@ -2,7 +2,8 @@
 
 ``python -m bench`` runs them all in turn with their default (full) sizes;
 ``python -m bench NAME [ARGS...]`` runs one of them (``inventory``, ``feeds``, ``matching``,
-``planning``, ``rollout``) with its own arguments, e.g. ``python -m bench feeds --records 50000``.
+``planning``, ``rollout``, ``api-load``) with its own arguments, e.g.
+``python -m bench feeds --records 50000``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import bench_feeds, bench_inventory, bench_matching, bench_planning, bench_rollout
+from bench import (
+    bench_api_load,
+    bench_feeds,
+    bench_inventory,
+    bench_matching,
+    bench_planning,
+    bench_rollout,
+)
 
 BENCHMARKS: dict[str, Callable[[list[str] | None], None]] = {
     "inventory": bench_inventory.main,
@@ -18,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[list[str] | None], None]] = {
     "matching": bench_matching.main,
     "planning": bench_planning.main,
     "rollout": bench_rollout.main,
+    "api-load": bench_api_load.main,
 }
 
 
