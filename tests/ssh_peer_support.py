@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE = REPO_ROOT / ".cache" / "ssh-peer"
 #: changes whenever the way the root is built changes, so an old cached root is rebuilt
@@ -42,6 +44,9 @@ PACKAGE = "qemu-system-x86"
 OLD = "1:7.2+dfsg-7+deb12u5"
 NEW = "1:7.2+dfsg-7+deb12u6"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 class PeerUnavailable(Exception):
@@ -258,7 +263,9 @@ def start_peer(work: Path) -> Iterator[Peer]:
     a world-writable folder such as /tmp)."""
     cached = ensure_root()
     _remove_stale_copies(cached.parent)
-    root = cached.parent / f"run-{os.getpid()}"
+    copy = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=cached.parent))
+    os.chmod(copy, 0o755)
+    root = copy / "root"
     _run(["cp", "-a", "--reflink=auto", str(cached), str(root)], timeout=600)
     (root / "proc").mkdir(exist_ok=True)
     _run(["mount", "-t", "proc", "proc", str(root / "proc")])
@@ -303,18 +310,38 @@ def start_peer(work: Path) -> Iterator[Peer]:
                 proc.kill()
                 proc.wait()
         _unmount_all(root)
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root.parent, ignore_errors=True)
 
 
 def _remove_stale_copies(cache: Path) -> None:
     """Session copies of sessions that are gone (killed): unmounted and removed."""
     for copy in cache.glob("run-*"):
         try:
-            os.kill(int(copy.name.removeprefix("run-")), 0)
+            os.kill(int(copy.name.split("-")[1]), 0)
             continue                       # that session still runs
-        except (ValueError, ProcessLookupError):
+        except (ValueError, IndexError, ProcessLookupError):
             pass
         except PermissionError:
             continue
         _unmount_all(copy)
         shutil.rmtree(copy, ignore_errors=True)
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true requires the SSH peer: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def ssh_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
+    """The running peer for the whole session (root built once and cached; a copy of it per
+    session). Import it into a test module's namespace to use it."""
+    reason = unavailable_reason()
+    if reason:
+        _unavailable(reason)
+    try:
+        with start_peer(tmp_path_factory.mktemp("ssh-peer")) as peer:
+            yield peer
+    except PeerUnavailable as exc:
+        _unavailable(str(exc))

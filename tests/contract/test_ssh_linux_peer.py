@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,34 +29,11 @@ from ssh_peer_support import (
     PACKAGE,
     REPO_ROOT,
     Peer,
-    PeerUnavailable,
-    start_peer,
-    unavailable_reason,
 )
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 HOST = "kvm-peer"
 PASSWORD = "not-a-real-secret-7f3a"
 PLAYBOOK = REPO_ROOT / "examples" / "ansible" / "patch-kvm.yml"
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI=true requires the SSH peer: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def ssh_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
-    """The running peer for the whole session (root built once and cached)."""
-    reason = unavailable_reason()
-    if reason:
-        _unavailable(reason)
-    try:
-        with start_peer(tmp_path_factory.mktemp("ssh-peer")) as peer:
-            yield peer
-    except PeerUnavailable as exc:
-        _unavailable(str(exc))
 
 
 @pytest.fixture

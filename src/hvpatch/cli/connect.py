@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from hvpatch.adapters.connectors import INVENTORY
+from hvpatch.adapters.connectors import KINDS
 from hvpatch.cli.context import state
 from hvpatch.cli.inventory import print_import
 from hvpatch.cli.render import OUTPUT_OPTION, Output, console, emit_json, err_console, table
@@ -55,7 +55,9 @@ def _options(pairs: list[str]) -> dict[str, str]:
 def add(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The connection's name (default site and cluster)."),
-    kind: str = typer.Option(..., "--kind", help=f"One of {', '.join(sorted(INVENTORY))}."),
+    kind: str = typer.Option(..., "--kind", help=f"One of {', '.join(KINDS)} (kvm-ssh: "
+                             "remediation of KVM hosts over SSH; the others read inventory, "
+                             "vsphere also remediates)."),
     url: str = typer.Option(..., "--url", help="Where the platform is: a libvirt URI "
                             "(qemu+ssh://root@kvm1/system; several comma-separated), "
                             "https://pve1:8006, https://hv1:5986/wsman, https://xcp1, "

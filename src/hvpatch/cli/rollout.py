@@ -19,7 +19,13 @@ from hvpatch.cli.render import OUTPUT_OPTION, Output, console, emit_json, table
 from hvpatch.cli.risk import ACTOR_OPTION, _actor
 from hvpatch.domain.rollout import rollout_policy_from_dict
 from hvpatch.errors import InputError, Problem
-from hvpatch.orchestration.runner import drive, simulator_spec, start_rollout
+from hvpatch.orchestration.runner import (
+    DRIVERS,
+    connection_spec,
+    drive,
+    simulator_spec,
+    start_rollout,
+)
 from hvpatch.services.rollouts import approve as approve_gate
 from hvpatch.services.rollouts import list_rollouts, request_control, rollout_status
 
@@ -102,7 +108,12 @@ def start(
                                        help="Rollout policy YAML: retries, rollback, pauses, "
                                        "checks, suites (see examples/rollout-policy.yaml)."),
     driver: str = typer.Option("simulator", "--driver",
-                               help="Platform driver; 'simulator' is the digital twin."),
+                               help="Platform driver: 'simulator' (the digital twin) or "
+                               "'connection' (a real platform: see --connection)."),
+    connection: str | None = typer.Option(None, "--connection", metavar="NAME",
+                                          help="The connection whose remediation driver "
+                                          "patches the hosts (hvpatch connect add; kinds "
+                                          "vsphere, kvm-ssh); implies --driver connection."),
     faults: Path | None = typer.Option(None, "--faults", help="Fault plan YAML for the "
                                        "simulator (see docs/simulator.md)."),
     speed: float = typer.Option(3600.0, "--speed", help="Simulated seconds per real second."),
@@ -118,18 +129,32 @@ def start(
     crash, `hvpatch rollout resume` carries on without repeating or skipping a step.
 
     Example: hvpatch rollout start march --faults examples/faults.yaml
+    Example: hvpatch rollout start march --connection vc1
     """
-    if driver != "simulator":
-        raise InputError("unknown driver", [Problem("--driver", f"{driver!r}: only "
-                                                    "'simulator' is available so far")])
+    if connection:
+        driver = "connection"
+    if driver not in DRIVERS:
+        raise InputError("unknown driver", [Problem("--driver", f"{driver!r}: expected one of "
+                                                    f"{', '.join(DRIVERS)}")])
+    if driver == "connection" and not connection:
+        raise InputError("which connection?", [Problem("--connection", "name the connection "
+                                                       "whose driver patches the hosts")])
+    if driver == "connection" and faults:
+        raise InputError("faults are the simulator's", [Problem(
+            "--faults", "fault injection runs on the simulator only")])
     rpolicy = rollout_policy_from_dict(load_yaml(policy), str(policy)) if policy else \
         rollout_policy_from_dict(None)
-    fault_plan = load_fault_plan(faults) if faults else None
-    rollout = start_rollout(state(ctx).store(), plan, requester=_actor(actor), policy=rpolicy,
-                            driver=simulator_spec(speed=speed, faults=fault_plan), name=name)
+    store = state(ctx).store()
+    if connection:
+        spec = connection_spec(store, connection)
+        how = f"connection {connection} ({spec['kind']})"
+    else:
+        spec = simulator_spec(speed=speed, faults=load_fault_plan(faults) if faults else None)
+        how = f"simulator, {speed:g}x simulated time"
+    rollout = start_rollout(store, plan, requester=_actor(actor), policy=rpolicy, driver=spec,
+                            name=name)
     if output is not Output.JSON:
-        console.print(f"rollout {rollout} of plan {plan} started (driver {driver}, "
-                      f"{speed:g}x simulated time)", highlight=False)
+        console.print(f"rollout {rollout} of plan {plan} started ({how})", highlight=False)
     _drive(ctx, rollout, output, verbose)
 
 

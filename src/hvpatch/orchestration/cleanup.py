@@ -95,7 +95,8 @@ class Cleanup:
         for c in clusters:
             current = await self.driver.cluster_settings(c)
             for key, value in sorted(self.policy.cluster_settings.items()):
-                if current.get(key, "") != value:
+                # a setting the platform does not have (DRS on KVM hosts) has nothing to hold
+                if key in current and current[key] != value:
                     self.rec.change_recorded(c, key, current.get(key, ""), value)
                     await self.driver.set_cluster_settings(c, {key: value})
 

@@ -15,6 +15,8 @@ from typing import Any
 from hvpatch.adapters.checks.builtin import builtin_checks
 from hvpatch.adapters.checks.suites import suite_checks
 from hvpatch.adapters.clock import AcceleratedClock, SystemClock
+from hvpatch.adapters.connectors import DRIVERS as REMEDIATION
+from hvpatch.adapters.connectors import remediation_driver
 from hvpatch.adapters.drivers.faults import FaultPlan
 from hvpatch.adapters.drivers.simulator import SimulatorDriver
 from hvpatch.adapters.store.db import Store
@@ -23,11 +25,13 @@ from hvpatch.errors import InputError, Problem
 from hvpatch.orchestration.engine import RolloutEngine
 from hvpatch.ports.clock import Clock
 from hvpatch.ports.driver import HypervisorDriver
+from hvpatch.services.connections import resolve_endpoint
 from hvpatch.services.rollouts import create_rollout, get_rollout, rollout_name
 
-__all__ = ["DRIVERS", "build_driver", "drive", "simulator_spec", "start_rollout"]
+__all__ = ["DRIVERS", "build_driver", "connection_spec", "drive", "simulator_spec",
+           "start_rollout"]
 
-DRIVERS = ("simulator",)
+DRIVERS = ("simulator", "connection")
 Event = Callable[[str, Mapping[str, Any]], None]
 
 
@@ -41,6 +45,18 @@ def simulator_spec(*, speed: float = 3600.0, faults: FaultPlan | None = None,
             "faults": faults.to_dict() if faults else None}
 
 
+def connection_spec(store: Store, connection: str) -> dict[str, Any]:
+    """The stored driver spec of a rollout on a real platform: the connection's remediation
+    driver (checked now: the connection exists and its kind has one), on the real clock. Only
+    the connection's name is stored; its credential is resolved each time the engine starts."""
+    endpoint = resolve_endpoint(store, connection)
+    if endpoint.kind not in REMEDIATION:
+        raise InputError("no remediation driver for this connection", [Problem(
+            "--connection", f"{connection} is a {endpoint.kind} connection; rollouts run on "
+            f"{', '.join(sorted(REMEDIATION))} connections")])
+    return {"name": "connection", "connection": connection, "kind": endpoint.kind}
+
+
 def build_driver(store: Store, spec: Mapping[str, Any]) -> tuple[HypervisorDriver, Clock]:
     """The driver and the campaign clock a stored spec describes."""
     name = spec.get("name")
@@ -48,6 +64,8 @@ def build_driver(store: Store, spec: Mapping[str, Any]) -> tuple[HypervisorDrive
         clock = AcceleratedClock.from_dict(spec["clock"])
         faults = FaultPlan.from_dict(spec["faults"]) if spec.get("faults") else None
         return SimulatorDriver(store, clock, faults=faults), clock
+    if name == "connection":
+        return remediation_driver(resolve_endpoint(store, str(spec["connection"]))), SystemClock()
     raise InputError("unknown driver", [Problem("driver", f"{name!r} is not one of "
                                                 f"{', '.join(DRIVERS)}")])
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from hvpatch.adapters.connectors import INVENTORY, inventory_source
+from hvpatch.adapters.connectors import KINDS, inventory_source
 from hvpatch.adapters.store.db import Store
 from hvpatch.adapters.store.models import ConnectionRow, SecretRow
 from hvpatch.domain.fleet import Fleet
@@ -55,10 +55,11 @@ _OPTION = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 LIBVIRT_SCHEMES = ("qemu", "test")
 #: kind -> URL schemes it accepts
 _SCHEMES: dict[str, tuple[str, ...]] = {"vsphere": ("https",), "proxmox": ("https",),
-                                        "hyperv": ("https", "http"), "xapi": ("https", "http")}
+                                        "hyperv": ("https", "http"), "xapi": ("https", "http"),
+                                        "kvm-ssh": ("ssh",)}
 _EXAMPLES = {"vsphere": "https://vc1.example/sdk", "proxmox": "https://pve1.example:8006",
              "hyperv": "https://hv1.example:5986/wsman", "xapi": "https://xcp1.example",
-             "libvirt": "qemu+ssh://root@kvm1/system"}
+             "libvirt": "qemu+ssh://root@kvm1/system", "kvm-ssh": "ssh://root@kvm1"}
 
 
 def _url_problem(kind: str, url: str) -> str | None:
@@ -76,7 +77,7 @@ def _url_problem(kind: str, url: str) -> str | None:
                         f"for libvirt's test driver), e.g. {_EXAMPLES['libvirt']}")
         elif split.scheme not in _SCHEMES.get(kind, ("https",)) or not split.hostname:
             return f"{u!r}: expected e.g. {_EXAMPLES.get(kind, 'https://HOST')}"
-    if kind not in ("libvirt", "hyperv") and len(parts) > 1:
+    if kind not in ("libvirt", "hyperv", "kvm-ssh") and len(parts) > 1:
         return f"one URL per {kind} connection"
     return None
 
@@ -128,8 +129,8 @@ def add_connection(store: Store, name: str, *, kind: str, url: str, actor: str,
     if not _NAME.match(name):
         problems.append(Problem("name", "1-128 letters, digits or . _ -, starting with a letter "
                                 "or digit"))
-    if kind not in INVENTORY:
-        kinds = ", ".join(sorted(INVENTORY))
+    if kind not in KINDS:
+        kinds = ", ".join(KINDS)
         problems.append(Problem("kind", f"{kind!r}: expected one of {kinds}"))
     else:
         url_problem = _url_problem(kind, url)
