@@ -142,3 +142,20 @@ def test_bad_input_names_the_fields_and_stores_nothing(sqlite_url: str, tmp_path
     listed = json.loads(hv("connect", "list", "-o", "json", db=sqlite_url,
                            home=tmp_path).stdout)
     assert [c["name"] for c in listed] == ["pve"]
+
+
+def test_sync_without_a_name_reads_every_inventory_connection(sqlite_url: str,
+                                                              tmp_path: Path) -> None:
+    for name, url in (("lab-a", URI), ("lab-b", "test:///default"),
+                      ("broken", f"test://{tmp_path / 'missing.xml'}")):
+        added = hv("connect", "add", name, "--kind", "libvirt", "--url", url,
+                   "--option", f"site={name}", "--option", f"hostname={name}-h1",
+                   db=sqlite_url, home=tmp_path)
+        assert added.returncode == 0, added.stderr
+    both = hv("inventory", "sync", "-o", "json", db=sqlite_url, home=tmp_path)
+    results = {r["name"]: r for r in json.loads(both.stdout)}
+    assert both.returncode != 0 and "error" in results["broken"]        # reported, not fatal
+    assert results["lab-a"]["added"]["hosts"] == results["lab-b"]["added"]["hosts"] == 1
+    listed = json.loads(hv("inventory", "list", "-o", "json", db=sqlite_url,
+                           home=tmp_path).stdout)
+    assert {h["site"] for h in listed} == {"lab-a", "lab-b"}

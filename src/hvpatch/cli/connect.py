@@ -3,15 +3,17 @@ and ``hvpatch inventory sync`` that reads one into the store."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.markup import escape
 
-from hvpatch.adapters.connectors import KINDS
+from hvpatch.adapters.connectors import INVENTORY, KINDS
 from hvpatch.cli.context import state
 from hvpatch.cli.inventory import print_import
 from hvpatch.cli.render import OUTPUT_OPTION, Output, console, emit_json, err_console, table
 from hvpatch.cli.risk import _actor
-from hvpatch.errors import InputError, Problem
+from hvpatch.errors import HvpatchError, InputError, Problem
 from hvpatch.services.connections import (
     add_connection,
     check_connection,
@@ -145,22 +147,53 @@ def test(ctx: typer.Context, name: str = typer.Argument(..., help="The connectio
 
 def inventory_sync(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The connection to read."),
+    name: str | None = typer.Argument(None, help="The connection to read (default: every "
+                                      "connection that has an inventory)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Read and show what would change; "
                                  "write nothing."),
     actor: str | None = ACTOR_OPTION,
     output: Output = OUTPUT_OPTION,
 ) -> None:
-    """Read a connection's inventory and merge it into the store (atomic, idempotent).
+    """Read a connection's inventory (or every one's) and merge it into the store (atomic per
+    connection, idempotent).
 
     Hosts, clusters and guests the platform reports are added or updated; nothing else is
-    removed. The sync is recorded on the connection and in the audit log.
+    removed. A read that fails on the network is tried again (3 attempts, 2 s then 4 s apart);
+    a failure leaves the stored inventory as it was. Each sync is recorded on its connection and
+    in the audit log. Without a name every connection with an inventory (not kvm-ssh) is read
+    in turn; a failed one is reported and the others still sync (exit code of the first
+    failure).
 
     Example: hvpatch inventory sync kvm-lab --dry-run
+    Example: hvpatch inventory sync
     """
-    summary, info = sync(state(ctx).store(), name, actor=_actor(actor), dry_run=dry_run)
-    _insecure_note(info["verify_tls"])
+    store = state(ctx).store()
+    names = [name] if name else [c["name"] for c in list_connections(store)
+                                 if c["kind"] in INVENTORY]
+    if not names:
+        raise InputError("nothing to sync", [Problem("name", "no connection with an inventory "
+                                                     "yet: hvpatch connect add ...")])
+    results: list[dict[str, Any]] = []
+    first_error: HvpatchError | None = None
+    for n in names:
+        try:
+            summary, info = sync(store, n, actor=_actor(actor), dry_run=dry_run)
+        except HvpatchError as exc:
+            if name:
+                raise
+            first_error = first_error or exc
+            results.append({"name": n, "error": str(exc).splitlines()[0]})
+            if output is not Output.JSON:
+                err_console.print(f"[red]{escape(n)}[/]: {escape(str(exc).splitlines()[0])}",
+                                  highlight=False)
+            continue
+        _insecure_note(info["verify_tls"])
+        results.append({**info, **summary.as_dict()})
+        if output is not Output.JSON:
+            if not name:
+                console.rule(f"{n} ({info['kind']})")
+            print_import(summary, dry_run)
     if output is Output.JSON:
-        emit_json({**info, **summary.as_dict()})
-    else:
-        print_import(summary, dry_run)
+        emit_json(results[0] if name else results)
+    if first_error is not None:
+        raise first_error

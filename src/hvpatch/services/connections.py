@@ -16,7 +16,10 @@ import json
 import logging
 import os
 import re
+import socket
+import ssl
 import stat
+import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -30,7 +33,14 @@ from hvpatch.adapters.connectors import KINDS, inventory_source
 from hvpatch.adapters.store.db import Store
 from hvpatch.adapters.store.models import ConnectionRow, SecretRow
 from hvpatch.domain.fleet import Fleet
-from hvpatch.errors import HvpatchError, InputError, NotFoundError, Problem
+from hvpatch.errors import (
+    DriverError,
+    HvpatchError,
+    InputError,
+    NotFoundError,
+    Problem,
+    TemporaryStepError,
+)
 from hvpatch.ports.connector import Endpoint
 from hvpatch.services.audit import record
 from hvpatch.services.inventory import ImportSummary, import_fleet
@@ -241,13 +251,44 @@ def fleet_sha256(fleet: Fleet) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+#: attempts of a read that failed on the network (a refused or dropped connection, a
+#: timeout), and the wait before the first retry (doubling); other failures (login refused,
+#: a missing privilege, an untrusted certificate, a bad answer) are not retried
+READ_ATTEMPTS = 3
+READ_BACKOFF_S = 2.0
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a connector failure is worth retrying: marked temporary by the connector, or
+    caused by the network (not by TLS verification, which will fail again)."""
+    if isinstance(exc, TemporaryStepError):
+        return True
+    cause, seen = exc.__cause__ or exc.__context__, 0
+    while cause is not None and seen < 12:
+        if isinstance(cause, ssl.SSLError):
+            return False
+        if isinstance(cause, (ConnectionError, TimeoutError, socket.timeout)):
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
+
+
 def _read(store: Store, name: str) -> tuple[Endpoint, Fleet]:
     endpoint = resolve_endpoint(store, name)
-    source = inventory_source(endpoint)
-    try:
-        return endpoint, source.read()
-    finally:
-        source.close()
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        source = inventory_source(endpoint)
+        try:
+            return endpoint, source.read()
+        except DriverError as exc:
+            if attempt == READ_ATTEMPTS or not transient(exc):
+                raise
+            wait = READ_BACKOFF_S * 2 ** (attempt - 1)
+            log.warning("reading connection %s failed (%s); attempt %d of %d in %g s", name,
+                        str(exc).splitlines()[0], attempt + 1, READ_ATTEMPTS, wait)
+            time.sleep(wait)
+        finally:
+            source.close()
+    raise AssertionError("unreachable")
 
 
 def _counts(fleet: Fleet) -> dict[str, int]:

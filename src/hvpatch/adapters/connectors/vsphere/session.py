@@ -124,6 +124,11 @@ def _fault_text(fault: Any) -> str:
     msg = getattr(fault, "msg", "") or ""
     if not msg and getattr(fault, "faultMessage", None):
         msg = "; ".join(m.message for m in fault.faultMessage if getattr(m, "message", ""))
+    privilege = getattr(fault, "privilegeId", None)
+    if privilege:   # NoPermission: say which privilege the connection's user lacks, and where
+        where = getattr(getattr(fault, "object", None), "_moId", "") or "the object"
+        msg = (f"{msg}; " if msg else "") + (f"the user lacks the privilege {privilege} on "
+                                             f"{where}: grant it to the connection's role")
     return f"{name}: {msg}" if msg else str(name)
 
 
