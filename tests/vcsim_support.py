@@ -39,6 +39,8 @@ class VcsimPeer:
     username: str
     password: str = field(repr=False)
     ca_file: str
+    #: the install hook of a peer started with ``-patch-hook`` (see main.go), else empty
+    hook_url: str = ""
 
 
 def _unavailable(reason: str) -> None:
@@ -87,12 +89,14 @@ def _build(go: str, gopath: Path, binary: Path) -> Path:
     return binary
 
 
-def start_vcsim(binary: Path, workdir: Path) -> tuple[subprocess.Popen[str], VcsimPeer]:
-    """Start the simulator and wait for the line that says where it listens."""
+def start_vcsim(binary: Path, workdir: Path, *args: str
+                ) -> tuple[subprocess.Popen[str], VcsimPeer]:
+    """Start the simulator (with extra command-line ``args``, e.g. ``-patch-hook``) and wait
+    for the line that says where it listens."""
     password = secrets.token_urlsafe(12)
     ca_file = workdir / "vcsim-ca.pem"
     log = (workdir / "vcsim.log").open("w")
-    proc = subprocess.Popen([str(binary), "-password", password, "-cert", str(ca_file)],
+    proc = subprocess.Popen([str(binary), "-password", password, "-cert", str(ca_file), *args],
                             stdout=subprocess.PIPE, stderr=log, text=True, cwd=workdir)
     log.close()
     assert proc.stdout is not None
@@ -107,7 +111,18 @@ def start_vcsim(binary: Path, workdir: Path) -> tuple[subprocess.Popen[str], Vcs
         pytest.fail("the vCenter simulator did not start: "
                     + (workdir / "vcsim.log").read_text()[-2000:])
     info = json.loads(lines[0])
-    return proc, VcsimPeer(info["url"], info["username"], info["password"], info["ca_file"])
+    return proc, VcsimPeer(info["url"], info["username"], info["password"], info["ca_file"],
+                           info.get("hook_url", ""))
+
+
+def stop_vcsim(proc: subprocess.Popen[str]) -> None:
+    """Stop a simulator :func:`start_vcsim` started."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -118,9 +133,4 @@ def vcsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VcsimPeer]:
     try:
         yield peer
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_vcsim(proc)

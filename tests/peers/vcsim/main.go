@@ -12,9 +12,23 @@
 // DC0_C0_H0 alone through the API and reports multipleHostAccess false: a host-local disk (the
 // tests move a VM onto it). Custom attributes, anti-affinity rules and unmigratable VMs are created by the tests through
 // the vSphere API itself, not here.
+//
+// With -patch-hook (off by default; the connector's own contract tests run without it) the peer
+// also stands in for what vcsim cannot do, so that a whole rollout can run through it (see
+// installPatchHook):
+//
+//   - the install itself: a plain-HTTP hook on a second 127.0.0.1 port (its address is printed as
+//     "hook_url"). POST /install with form fields host and build, on a host in maintenance mode,
+//     stages that ESXi build: the host reports summary.rebootRequired true, and its build is
+//     unchanged until it reboots, as on real ESXi after `esxcli software profile update`.
+//   - the reboot: vcsim 0.24 does not implement HostSystem.RebootHost_Task. The peer adds it: not
+//     forced, it is refused outside maintenance mode (InvalidState, as vCenter does); otherwise
+//     the task succeeds at once, the host gets a new runtime.bootTime, the staged build becomes
+//     config.product.build (and summary.config.product), and rebootRequired is cleared.
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -30,9 +44,12 @@ import (
 	"log"
 	"math/big"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
+	"sync"
 	"syscall"
 	"time"
 
@@ -40,6 +57,8 @@ import (
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -117,11 +136,153 @@ func addLocalDatastore(u *url.URL, username, password, dir string) error {
 	return nil
 }
 
+// rebootType is the managed-object type of the peer's stand-in for RebootHost_Task: one object per
+// host, whose value is the host's.
+const rebootType = "HvpatchHostReboot"
+
+// patchHook holds the builds staged by the install hook until the host reboots.
+type patchHook struct {
+	mu     sync.Mutex
+	staged map[types.ManagedObjectReference]string
+}
+
+// hostReboot implements RebootHost_Task for one host (vcsim 0.24 has no such method).
+type hostReboot struct {
+	Self types.ManagedObjectReference
+	host types.ManagedObjectReference
+	hook *patchHook
+}
+
+func (r *hostReboot) Reference() types.ManagedObjectReference { return r.Self }
+
+// RebootHostTask reboots the host at once: a new boot time, and the staged build becomes the
+// running one. Not forced, it is refused outside maintenance mode, as vCenter refuses it.
+func (r *hostReboot) RebootHostTask(req *types.RebootHost_Task) soap.HasFault {
+	host := simulator.Map.Get(r.host).(*simulator.HostSystem)
+	body := &methods.RebootHost_TaskBody{}
+	var inMaintenance bool
+	simulator.Map.WithLock(host, func() { inMaintenance = host.Runtime.InMaintenanceMode })
+	if !req.Force && !inMaintenance {
+		body.Fault_ = simulator.Fault("the host is not in maintenance mode", &types.InvalidState{})
+		return body
+	}
+	task := simulator.CreateTask(host, "rebootHost", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+		r.hook.mu.Lock()
+		build, staged := r.hook.staged[r.host]
+		delete(r.hook.staged, r.host)
+		r.hook.mu.Unlock()
+		simulator.Map.WithLock(host, func() {
+			now := time.Now()
+			host.Runtime.BootTime = &now
+			changes := []types.PropertyChange{{Name: "runtime.bootTime", Val: now}}
+			if staged {
+				host.Config.Product.Build = build
+				host.Config.Product.FullName = fmt.Sprintf("VMware ESXi %s build-%s",
+					host.Config.Product.Version, build)
+				product := host.Config.Product // a copy: the model's hosts share one summary product
+				host.Summary.Config.Product = &product
+				host.Summary.RebootRequired = false
+				changes = append(changes, types.PropertyChange{Name: "config.product.build", Val: build},
+					types.PropertyChange{Name: "summary.rebootRequired", Val: false})
+			}
+			simulator.Map.Update(host, changes)
+		})
+		return nil, nil
+	})
+	body.Res = &types.RebootHost_TaskResponse{Returnval: task.Run()}
+	return body
+}
+
+// install stages build on the host named name (the hook's POST /install).
+func (p *patchHook) install(name, build string) (int, string) {
+	if !buildNumber.MatchString(build) {
+		return http.StatusBadRequest, fmt.Sprintf("build %q: expected an ESXi build number\n", build)
+	}
+	for _, e := range simulator.Map.All("HostSystem") {
+		host := e.(*simulator.HostSystem)
+		if host.Name != name {
+			continue
+		}
+		code, msg := http.StatusOK, ""
+		simulator.Map.WithLock(host, func() {
+			if !host.Runtime.InMaintenanceMode {
+				code, msg = http.StatusConflict, fmt.Sprintf("%s is not in maintenance mode\n", name)
+				return
+			}
+			p.mu.Lock()
+			p.staged[host.Reference()] = build
+			p.mu.Unlock()
+			host.Summary.RebootRequired = true
+			simulator.Map.Update(host, []types.PropertyChange{{Name: "summary.rebootRequired", Val: true}})
+			msg = fmt.Sprintf("staged ESXi build %s on %s (running %s); reboot required\n", build,
+				name, host.Config.Product.Build)
+		})
+		return code, msg
+	}
+	return http.StatusNotFound, fmt.Sprintf("no host named %q\n", name)
+}
+
+var (
+	buildNumber = regexp.MustCompile(`^[0-9]{4,10}$`)
+	rebootThis  = regexp.MustCompile(`(<_this[^>]*type=")HostSystem("[^>]*>)`)
+)
+
+// installPatchHook registers the reboot stand-ins, routes RebootHost_Task calls to them and
+// starts the install hook; it returns the hook's URL.
+func installPatchHook(server *simulator.Server) (string, error) {
+	hook := &patchHook{staged: map[types.ManagedObjectReference]string{}}
+	for _, e := range simulator.Map.All("HostSystem") {
+		ref := e.Reference()
+		simulator.Map.Put(&hostReboot{
+			Self: types.ManagedObjectReference{Type: rebootType, Value: ref.Value},
+			host: ref, hook: hook,
+		})
+	}
+	// A RebootHost_Task call on a host goes to its stand-in; vcsim itself does everything else
+	// (the session check, locking, the task, the SOAP faults and the response). The handler is
+	// swapped before any client has connected.
+	sdk := server.Config.Handler
+	server.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.Body != nil {
+			body, err := ioutil.ReadAll(r.Body)
+			_ = r.Body.Close()
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			if bytes.Contains(body, []byte("RebootHost_Task")) {
+				body = rebootThis.ReplaceAll(body, []byte("${1}"+rebootType+"${2}"))
+			}
+			r.Body = ioutil.NopCloser(bytes.NewReader(body))
+			r.ContentLength = int64(len(body))
+		}
+		sdk.ServeHTTP(w, r)
+	})
+
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/install", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		code, msg := hook.install(r.FormValue("host"), r.FormValue("build"))
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(msg))
+	})
+	go func() { _ = http.Serve(listener, mux) }()
+	return "http://" + listener.Addr().String(), nil
+}
+
 func main() {
 	port := flag.Int("port", 0, "TCP port on 127.0.0.1 (0: a free one)")
 	certFile := flag.String("cert", "vcsim-ca.pem", "where to write the server certificate (PEM)")
 	username := flag.String("username", "hvpatch", "the one user that may log in")
 	password := flag.String("password", "", "its password (required)")
+	withHook := flag.Bool("patch-hook", false, "add the install hook and RebootHost_Task (see above)")
 	flag.Parse()
 	if *password == "" {
 		log.Fatal("-password is required")
@@ -152,6 +313,12 @@ func main() {
 	}
 	server := model.Service.NewServer()
 	defer server.Close()
+	hookURL := ""
+	if *withHook {
+		if hookURL, err = installPatchHook(server); err != nil {
+			log.Fatalf("patch hook: %v", err)
+		}
+	}
 
 	localDir, err := ioutil.TempDir("", "vcsim-local-ds-")
 	if err != nil {
@@ -164,9 +331,13 @@ func main() {
 
 	u := *server.URL
 	u.User = nil
-	line, _ := json.Marshal(map[string]string{
+	info := map[string]string{
 		"url": u.String(), "username": *username, "password": *password, "ca_file": *certFile,
-	})
+	}
+	if hookURL != "" {
+		info["hook_url"] = hookURL
+	}
+	line, _ := json.Marshal(info)
 	fmt.Println(string(line))
 	os.Stdout.Sync()
 

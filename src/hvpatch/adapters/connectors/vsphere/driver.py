@@ -348,7 +348,13 @@ class VSphereDriver:
     # --- clusters -----------------------------------------------------------------------------
 
     def _settings(self, content: MO, cluster: str) -> dict[str, str]:
-        _, p = self._props(content, vim.ClusterComputeResource, cluster, ("configurationEx",))
+        try:
+            _, p = self._props(content, vim.ClusterComputeResource, cluster, ("configurationEx",))
+        except PermanentStepError:
+            # a standalone host's compute resource, a cluster of its own in the inventory, has
+            # no DRS or HA: nothing to hold (still an error if no compute resource has the name)
+            self._find(content, vim.ComputeResource, cluster)
+            return {}
         config = p.get("configurationEx")
         drs, das = getattr(config, "drsConfig", None), getattr(config, "dasConfig", None)
         if drs is None or not drs.enabled:
@@ -363,7 +369,7 @@ class VSphereDriver:
 
     async def cluster_settings(self, cluster: str) -> dict[str, str]:
         """``drs_automation`` (manual, partially-automated, fully-automated, disabled) and
-        ``ha_admission_control`` (enabled, disabled)."""
+        ``ha_admission_control`` (enabled, disabled); none for a standalone host."""
         return await self._run(f"reading cluster {cluster}",
                                lambda c: self._settings(c, cluster))
 
@@ -377,6 +383,9 @@ class VSphereDriver:
         wanted = {k: v for k, v in settings.items() if current.get(k) != v}
         if not wanted:
             return
+        if not current:
+            raise PermanentStepError(f"{cluster} is a standalone host: it has no DRS or HA "
+                                     "settings to change")
         spec = vim.cluster.ConfigSpecEx()
         drs = wanted.get("drs_automation")
         if drs is not None:
