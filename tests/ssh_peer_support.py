@@ -11,7 +11,8 @@ What :func:`start_peer` builds (``docs/kvm-ssh.md`` describes the peer):
 * a local apt repository in the root (``/srv/repo``, the root's only source: ``deb [trusted=yes]
   copy:/srv/repo ./``, which apt treats like a remote mirror, downloading into its cache) with
   two versions of a dependency-free ``qemu-system-x86`` made with dpkg-deb and indexed with
-  dpkg-scanpackages; the older one is installed at set-up;
+  dpkg-scanpackages (and a third, :data:`LATEST`, for the full-flow test); the older one is
+  installed at set-up;
 * the machine's own ``sshd`` with a configuration of its own: ``ListenAddress 127.0.0.1``, a free
   port, a host key and a user key generated per session, ``ChrootDirectory`` to the root (so
   every command runs on the peer's files), and a known_hosts file holding the host key.
@@ -43,6 +44,11 @@ INCLUDE = "python3,python3-apt"
 PACKAGE = "qemu-system-x86"
 OLD = "1:7.2+dfsg-7+deb12u5"
 NEW = "1:7.2+dfsg-7+deb12u6"
+#: a third build in the repository: the newest bookworm version the bundled Debian changelog of
+#: qemu lists (src/hvpatch/data/feeds/debian/qemu-system-common/changelog.Debian.gz), which fixes
+#: every CVE that changelog names for OLD -- the target the planner picks for a host at OLD
+#: (tests/contract/test_kvm_ssh_full_flow.py)
+LATEST = "1:7.2+dfsg-7+deb12u18"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
@@ -171,11 +177,11 @@ def build_package(out: Path, version: str, *, name: str = PACKAGE) -> Path:
 
 
 def build_repo(root: Path) -> None:
-    """The peer's apt repository (``/srv/repo``) with both versions, indexed."""
+    """The peer's apt repository (``/srv/repo``) with OLD, NEW and LATEST, indexed."""
     repo = root / "srv/repo"
     shutil.rmtree(repo, ignore_errors=True)
     repo.mkdir(parents=True)
-    for version in (OLD, NEW):
+    for version in (OLD, NEW, LATEST):
         build_package(repo, version)
     packages = _run(["dpkg-scanpackages", "--multiversion", "."], cwd=repo)
     (repo / "Packages").write_text(packages)

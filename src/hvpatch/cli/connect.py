@@ -160,8 +160,8 @@ def inventory_sync(
     Hosts, clusters and guests the platform reports are added or updated; nothing else is
     removed. A read that fails on the network is tried again (3 attempts, 2 s then 4 s apart);
     a failure leaves the stored inventory as it was. Each sync is recorded on its connection and
-    in the audit log. Without a name every connection with an inventory (not kvm-ssh) is read
-    in turn; a failed one is reported and the others still sync (exit code of the first
+    in the audit log. Without a name every connection that has an inventory is read in
+    turn; a failed one is reported and the others still sync (exit code of the first
     failure).
 
     Example: hvpatch inventory sync kvm-lab --dry-run

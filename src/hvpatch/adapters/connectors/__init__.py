@@ -26,9 +26,11 @@ INVENTORY: dict[str, str] = {
     "proxmox": "hvpatch.adapters.connectors.proxmox:ProxmoxInventory",
     "hyperv": "hvpatch.adapters.connectors.hyperv:HyperVInventory",
     "xapi": "hvpatch.adapters.connectors.xapi:XapiInventory",
+    "kvm-ssh": "hvpatch.adapters.connectors.ssh_inventory:SshInventory",
 }
 #: kind -> "module:class" of its remediation driver (the class takes the Endpoint and a patch
-#: step); kvm-ssh reaches Linux KVM hosts over SSH (their inventory comes from libvirt)
+#: step); kvm-ssh reaches Linux KVM hosts over SSH (its inventory too; libvirt connections read
+#: guests and QEMU versions through libvirt instead)
 DRIVERS: dict[str, str] = {
     "vsphere": "hvpatch.adapters.connectors.vsphere:VSphereDriver",
     "kvm-ssh": "hvpatch.adapters.connectors.ssh_linux:SshLinuxDriver",

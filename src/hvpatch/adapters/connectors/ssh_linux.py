@@ -189,6 +189,13 @@ class SshLinuxDriver:
                                      f"{result.exit_status}): {result.evidence()}")
         return result
 
+    async def run_command(self, host: str, script: str, *, what: str = "",
+                          timeout_s: float | None = None) -> str:
+        """The output of ``script`` run on ``host`` exactly as the driver runs its own commands
+        (same connection, environment, sudo, timeout and errors); for readers such as the
+        SSH inventory (:mod:`~hvpatch.adapters.connectors.ssh_inventory`)."""
+        return (await self._run(host, script, what=what, timeout_s=timeout_s)).stdout
+
     async def _manager(self, host: str) -> str:
         if host not in self._managers:
             found = await self._run(host, "if command -v dpkg-query >/dev/null; then echo apt; "
