@@ -4,7 +4,8 @@ What :func:`start_peer` builds (``docs/kvm-ssh.md`` describes the peer):
 
 * a Debian bookworm root made by ``debootstrap --variant=minbase`` (with python3 and python3-apt
   so Ansible's apt module runs in it) from the machine's own Debian mirror, cached in
-  ``.cache/ssh-peer/root`` of the repository and reused between runs. It is built in a temporary
+  the user's cache folder (``~/.cache/hvpatch-tests/ssh-peer/root``, or under
+  ``HVPATCH_TEST_CACHE``) and reused between runs. It is built in a temporary
   folder that is renamed into place only at the end, with a marker file carrying
   :data:`ROOT_VERSION`, so an interrupted build is never reused; each session (each pytest
   worker) works on a copy of it of its own;
@@ -37,7 +38,18 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CACHE = REPO_ROOT / ".cache" / "ssh-peer"
+
+
+def _cache_dir() -> Path:
+    """Where the Debian root is kept between runs: the user's cache folder (XDG), not the
+    checkout, because sshd's ChrootDirectory refuses a path that has a group- or world-writable
+    folder on it (a checkout under /tmp would); ``HVPATCH_TEST_CACHE`` overrides it."""
+    base = (os.environ.get("HVPATCH_TEST_CACHE") or os.environ.get("XDG_CACHE_HOME")
+            or str(Path.home() / ".cache"))
+    return Path(base) / "hvpatch-tests" / "ssh-peer"
+
+
+CACHE = _cache_dir()
 #: changes whenever the way the root is built changes, so an old cached root is rebuilt
 ROOT_VERSION = "bookworm-minbase+python3,python3-apt;v1"
 INCLUDE = "python3,python3-apt"
@@ -268,6 +280,12 @@ def start_peer(work: Path) -> Iterator[Peer]:
     database; the copy lives under the cache because sshd's ChrootDirectory must not sit below
     a world-writable folder such as /tmp)."""
     cached = ensure_root()
+    unsafe = _unsafe_for_chroot(cached.parent)
+    if unsafe:
+        raise PeerUnavailable(f"sshd cannot chroot below {unsafe}: a folder on the way is not "
+                              "owned by root or is writable by others; set HVPATCH_TEST_CACHE "
+                              "to a folder whose every parent is root-owned and not "
+                              "group- or world-writable")
     _remove_stale_copies(cached.parent)
     copy = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=cached.parent))
     os.chmod(copy, 0o755)
@@ -317,6 +335,15 @@ def start_peer(work: Path) -> Iterator[Peer]:
                 proc.wait()
         _unmount_all(root)
         shutil.rmtree(root.parent, ignore_errors=True)
+
+
+def _unsafe_for_chroot(path: Path) -> str:
+    """The first folder on ``path`` that sshd's ChrootDirectory would refuse, or ""."""
+    for folder in [path.resolve(), *path.resolve().parents]:
+        st = folder.stat()
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            return str(folder)
+    return ""
 
 
 def _remove_stale_copies(cache: Path) -> None:
