@@ -1,8 +1,9 @@
 """Hyper-V inventory from recorded PowerShell output (``ConvertTo-Json -Depth 4`` of the scripts
 the connector runs, Windows Server 2022 build 20348.2527), fed through the runner seam.
 
-The pywinrm transport itself is not exercised here (see docs/connectors.md): what is tested is
-the parsing of what the scripts print, the schema checks and the error translation."""
+The pywinrm transport is not exercised here (test_hyperv_winrm.py does that, against a WinRM
+replay server): what is tested is the parsing of what the scripts print, the schema checks and the
+error translation."""
 
 from __future__ import annotations
 

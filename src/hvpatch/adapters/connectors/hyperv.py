@@ -12,7 +12,9 @@ and ``hvpatch:criticality=LEVEL`` in the VM's Notes.
 
 The PowerShell runner is a seam (:data:`Runner`): the default runs the scripts through
 ``winrm.Session`` (HTTPS with certificate validation unless the connection says otherwise;
-NTLM by default, ``options["transport"]`` = ``kerberos``, ``credssp`` or ``ntlm``).
+NTLM by default, ``options["transport"]`` = ``kerberos``, ``credssp`` or ``ntlm``; ``basic``
+for servers with Basic authentication enabled (local accounts only) and for the tests' WinRM
+replay, accepted over HTTPS only).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from hvpatch.domain.software import HyperVSoftware
 from hvpatch.errors import DriverError, InputError, Problem
 from hvpatch.ports.connector import Endpoint
 
-__all__ = ["HOST_SCRIPT", "VMS_SCRIPT", "HyperVInventory", "Runner", "WinRmRunner",
+__all__ = ["HOST_SCRIPT", "TRANSPORTS", "VMS_SCRIPT", "HyperVInventory", "Runner", "WinRmRunner",
            "parse_notes"]
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,9 @@ VMS_SCRIPT = r"""$ErrorActionPreference = 'Stop'
       Select-Object ControllerType, DiskNumber)
   }
 }) | ConvertTo-Json -Depth 4"""
+
+#: ``options["transport"]`` values (pywinrm's auth methods that hvpatch accepts)
+TRANSPORTS = ("ntlm", "kerberos", "credssp", "basic")
 
 _STATES = {"Running": PowerState.RUNNING, "Off": PowerState.STOPPED,
            "Saved": PowerState.SUSPENDED, "Paused": PowerState.SUSPENDED}
@@ -226,6 +231,13 @@ class HyperVInventory:
         if not self.urls or bad:
             raise InputError("not a WinRM URL", [Problem(
                 "url", f"{(bad or [endpoint.url])[0]!r}: expected https://HOST:5986/wsman")])
+        transport = endpoint.options.get("transport", "ntlm")
+        if transport not in TRANSPORTS:
+            raise InputError("not a WinRM transport", [Problem(
+                "options.transport", f"{transport!r}: expected one of {', '.join(TRANSPORTS)}")])
+        if transport == "basic" and any(urlsplit(u).scheme != "https" for u in self.urls):
+            raise InputError("Basic authentication over plain HTTP would send the password in "
+                             "clear", [Problem("url", "use https:// with transport=basic")])
         if not endpoint.verify_tls:
             log.warning("connection %s: TLS certificate verification is OFF", endpoint.name)
         self.runner: Runner = runner or WinRmRunner(endpoint)
