@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from hvpatch.adapters.connectors import _common
 from hvpatch.domain.fleet import (
     Cluster,
     Criticality,
@@ -128,12 +129,8 @@ def parse_notes(notes: str, *, default_tenant: str, where: str) -> tuple[str, Cr
         if key.lower() == "tenant":
             tenant = value
         else:
-            try:
-                crit = Criticality(value.lower())
-            except ValueError:
-                raise InputError("a VM's hvpatch notes are not valid", [Problem(
-                    f"{where}.Notes", f"criticality {value!r}: expected one of "
-                    f"{', '.join(c.value for c in Criticality)}")]) from None
+            crit = _common.criticality(value, error="a VM's hvpatch notes are not valid",
+                                       location=f"{where}.Notes")
     return tenant, crit
 
 
@@ -156,7 +153,7 @@ def _host(data: Any, vms: Any, url: str, opts: Mapping[str, str], site: str,
     peers = [str(n.get("Name")) for n in _list(cluster_info.get("Nodes"))]
     clustered = bool(cluster_info)
     guests = []
-    default_tenant = opts.get("default_tenant", "unassigned")
+    default_tenant = _common.default_tenant(opts)
     for i, vm in enumerate(_list(vms)):
         vw = f"{name}.VM[{i}]"
         vm_name = str(_need(vm, "Name", vw))

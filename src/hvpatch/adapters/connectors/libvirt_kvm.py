@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from hvpatch.adapters.connectors import _common
 from hvpatch.domain.fleet import (
     Cluster,
     Criticality,
@@ -71,13 +72,6 @@ def split_version(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1_000 % 1_000}.{number % 1_000}"
 
 
-def _criticality(value: str, where: str) -> Criticality:
-    try:
-        return Criticality(value.strip().lower())
-    except ValueError:
-        raise InputError("a domain's hvpatch metadata is not valid", [Problem(
-            where, f"criticality {value!r}: expected one of "
-            f"{', '.join(c.value for c in Criticality)}")]) from None
 
 
 def parse_domain_xml(xml: str, *, default_tenant: str,
@@ -95,8 +89,9 @@ def parse_domain_xml(xml: str, *, default_tenant: str,
     if meta is not None:
         out["tenant"] = (meta.get("tenant") or "").strip() or default_tenant
         if meta.get("criticality"):
-            out["criticality"] = _criticality(meta.get("criticality", ""),
-                                              f"{where}.metadata.criticality")
+            out["criticality"] = _common.criticality(
+                meta.get("criticality", ""), error="a domain's hvpatch metadata is not valid",
+                location=f"{where}.metadata.criticality")
     hostdev = root.find("devices/hostdev")
     if hostdev is not None:
         addr = hostdev.find("source/address")
@@ -226,7 +221,7 @@ class LibvirtInventory:
         return shared
 
     def _guests(self, conn: Any, host: str) -> Iterator[Guest]:
-        default_tenant = self.endpoint.options.get("default_tenant", "unassigned")
+        default_tenant = _common.default_tenant(self.endpoint.options)
         shared = self._shared_check(conn)
         for dom in conn.listAllDomains(0):
             state, max_mem_kib, _mem, vcpus, _cpu_time = dom.info()

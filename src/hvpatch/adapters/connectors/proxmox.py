@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from hvpatch.adapters.connectors import _common
 from hvpatch.domain.fleet import (
     Cluster,
     Criticality,
@@ -68,12 +69,8 @@ def parse_tags(tags: str, *, default_tenant: str, where: str) -> tuple[str, Crit
         if tag.startswith("tenant-") and tag[7:]:
             tenant = tag[7:]
         elif tag.startswith("crit-"):
-            try:
-                crit = Criticality(tag[5:])
-            except ValueError:
-                raise InputError("a guest's tags are not valid", [Problem(
-                    f"{where}.tags", f"{tag!r}: expected crit-"
-                    + "|crit-".join(c.value for c in Criticality))]) from None
+            crit = _common.criticality(tag[5:], error=f"a guest's tags are not valid ({tag!r})",
+                                       location=f"{where}.tags")
     return tenant, crit
 
 
@@ -122,7 +119,7 @@ def _node(api: Any, name: str, opts: Mapping[str, str], site: str, cluster: str)
     problems = software.problems()
     if problems:
         raise InputError(f"{where}: software versions do not parse", problems)
-    default_tenant = opts.get("default_tenant", "unassigned")
+    default_tenant = _common.default_tenant(opts)
     guests: list[Guest] = []
     for i, vm in enumerate(api.nodes(name).qemu.get()):
         vw = f"{where}/qemu[{i}]"

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from hvpatch.adapters.connectors import _common
 from hvpatch.domain.fleet import (
     Cluster,
-    Criticality,
     Family,
     Fleet,
     Guest,
@@ -73,13 +73,9 @@ def _software(rec: Mapping[str, Any], where: str) -> XenSoftware:
 def _guest(rec: Mapping[str, Any], where: str, default_tenant: str,
            local_disk: str) -> Guest:
     other = rec.get("other_config") or {}
-    crit_text = str(other.get(CRITICALITY_KEY, "medium")).strip().lower()
-    try:
-        crit = Criticality(crit_text)
-    except ValueError:
-        raise InputError("a VM's hvpatch keys are not valid", [Problem(
-            f"{where}.other_config.{CRITICALITY_KEY}", f"{crit_text!r}: expected one of "
-            f"{', '.join(c.value for c in Criticality)}")]) from None
+    crit = _common.criticality(str(other.get(CRITICALITY_KEY, "medium")),
+                               error="a VM's hvpatch keys are not valid",
+                               location=f"{where}.other_config.{CRITICALITY_KEY}")
     block: MigrationBlock | None = None
     note = ""
     if rec.get("VGPUs"):
@@ -126,7 +122,7 @@ def fleet_from_records(records: Mapping[str, Mapping[str, Any]], endpoint: Endpo
     master = _need(pool, "master", "pool")
     site = opts.get("site", endpoint.name)
     cluster = opts.get("cluster") or str(pool.get("name_label") or "") or endpoint.name
-    default_tenant = opts.get("default_tenant", "unassigned")
+    default_tenant = _common.default_tenant(opts)
     metrics = records.get("host_metrics", {})
     hosts_by_ref = records.get("host", {})
     local = _local_disks(records)

@@ -21,6 +21,7 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
+from hvpatch.adapters.connectors import _common
 from hvpatch.adapters.connectors.vsphere.session import (
     _NETWORK_ERRORS,
     MO,
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TENANT_ATTRIBUTE = "hvpatch.tenant"
 DEFAULT_CRITICALITY_ATTRIBUTE = "hvpatch.criticality"
 #: the tenant of VMs without the tenant attribute
-UNASSIGNED_TENANT = "unassigned"
+UNASSIGNED_TENANT = _common.DEFAULT_TENANT
 
 _HOST_PROPS = ("name", "parent", "config.product.build", "config.product.version",
                "summary.hardware.numCpuCores", "summary.hardware.memorySize",
@@ -294,11 +295,11 @@ def build_fleet(objects: Mapping[str, Mapping[str, Any]], fields: Mapping[int, s
         tenant = values.get(tenant_attribute) or UNASSIGNED_TENANT
         raw = values.get(criticality_attribute, "").lower().replace("_", "-")
         try:
-            criticality = Criticality(raw) if raw else Criticality.MEDIUM
-        except ValueError:
-            problems.append(Problem(f"vm {name}: custom attribute {criticality_attribute}",
-                                    f"{raw!r}: expected one of "
-                                    f"{', '.join(c.value for c in Criticality)}"))
+            criticality = _common.criticality(
+                raw, error="", location=f"vm {name}: custom attribute {criticality_attribute}"
+            ) if raw else Criticality.MEDIUM
+        except InputError as exc:
+            problems.extend(exc.problems)
             continue
         block, note = _migration_block(p, objects)
         tenants.add(tenant)
