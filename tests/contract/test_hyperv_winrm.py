@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from replay_server import make_ca_and_cert
 from test_hyperv import DATA, Recorded
 from test_hyperv import _endpoint as _seam_endpoint
-from winrm_replay import WinRmReplay, make_ca_and_cert
+from winrm_replay import WinRmReplay
 
 from hvpatch.adapters.connectors.hyperv import HOST_SCRIPT, VMS_SCRIPT, HyperVInventory
 from hvpatch.errors import DriverError, InputError

@@ -4,23 +4,14 @@ local server replaying recorded PVE 8.2.4 API answers (tests/contract/data/proxm
 from __future__ import annotations
 
 import copy
-import datetime as dt
-import ipaddress
 import json
 import logging
-import ssl
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from replay_server import ReplayServer, Reply, _make_handler
+from replay_server import ReplayServer, Reply, make_ca_and_cert
 
 from hvpatch.adapters.connectors import inventory_source
 from hvpatch.adapters.connectors.proxmox import parse_tags
@@ -31,45 +22,6 @@ from hvpatch.ports.connector import Endpoint
 
 DATA = Path(__file__).parent / "data" / "proxmox" / "cluster.json"
 SECRET = "5f2c1b7e-0d7a-4b9e-9c1a-3e7f0a9d4c21"
-
-
-def _cert(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pve-test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = tmp / "pve.pem", tmp / "pve.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
-
-
-class TlsReplayServer(ReplayServer):
-    """The replay server behind TLS with a self-signed certificate."""
-
-    def __init__(self, cert: Path, key: Path) -> None:
-        super().__init__()
-        self.cert, self.key = cert, key
-
-    def __enter__(self) -> TlsReplayServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._httpd.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
-        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
-        return self
 
 
 def _serve(server: ReplayServer, responses: dict[str, Any]) -> None:
@@ -83,11 +35,11 @@ def recorded() -> dict[str, Any]:
 
 
 @pytest.fixture
-def pve(tmp_path: Path, recorded: dict[str, Any]) -> Iterator[tuple[TlsReplayServer, Path]]:
-    cert, key = _cert(tmp_path)
-    with TlsReplayServer(cert, key) as server:
+def pve(tmp_path: Path, recorded: dict[str, Any]) -> Iterator[tuple[ReplayServer, Path]]:
+    ca, cert, key = make_ca_and_cert(tmp_path)
+    with ReplayServer(tls=(cert, key)) as server:
         _serve(server, recorded)
-        yield server, cert
+        yield server, ca
 
 
 def _endpoint(server: ReplayServer, cert: Path, **kw: Any) -> Endpoint:
@@ -98,7 +50,7 @@ def _endpoint(server: ReplayServer, cert: Path, **kw: Any) -> Endpoint:
     return Endpoint("proxmox", "pve-fra1", f"https://127.0.0.1:{port}", **base)
 
 
-def test_cluster_is_read_into_the_expected_fleet(pve: tuple[TlsReplayServer, Path]) -> None:
+def test_cluster_is_read_into_the_expected_fleet(pve: tuple[ReplayServer, Path]) -> None:
     server, cert = pve
     source = inventory_source(_endpoint(server, cert))
     fleet = source.read()
@@ -136,7 +88,7 @@ def test_cluster_is_read_into_the_expected_fleet(pve: tuple[TlsReplayServer, Pat
 
 
 def test_untrusted_certificate_is_refused_and_insecure_warns(
-        pve: tuple[TlsReplayServer, Path], caplog: pytest.LogCaptureFixture) -> None:
+        pve: tuple[ReplayServer, Path], caplog: pytest.LogCaptureFixture) -> None:
     server, cert = pve
     with pytest.raises(DriverError, match="TLS certificate not trusted") as err:
         inventory_source(_endpoint(server, cert, ca_file="")).read()
@@ -150,15 +102,15 @@ def test_untrusted_certificate_is_refused_and_insecure_warns(
 def test_a_missing_required_field_is_named(tmp_path: Path, recorded: dict[str, Any]) -> None:
     broken = copy.deepcopy(recorded)
     del broken["/api2/json/nodes/pve2/status"]["data"]["pveversion"]
-    cert, key = _cert(tmp_path)
-    with TlsReplayServer(cert, key) as server:
+    ca, cert, key = make_ca_and_cert(tmp_path)
+    with ReplayServer(tls=(cert, key)) as server:
         _serve(server, broken)
         with pytest.raises(InputError) as err:
-            inventory_source(_endpoint(server, cert)).read()
+            inventory_source(_endpoint(server, ca)).read()
     assert [p.location for p in err.value.problems] == ["nodes/pve2/status.pveversion"]
 
 
-def test_refused_token_is_a_driver_error(pve: tuple[TlsReplayServer, Path]) -> None:
+def test_refused_token_is_a_driver_error(pve: tuple[ReplayServer, Path]) -> None:
     server, cert = pve
     server.fail("/api2/json/version", Reply.json({"data": None}, status=401), times=None)
     with pytest.raises(DriverError, match="refused") as err:

@@ -23,9 +23,6 @@ Every exchange is recorded as :class:`Exchange` (action, shell, command, script 
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import ipaddress
-import ssl
 import threading
 import uuid
 import xml.etree.ElementTree as ET
@@ -36,10 +33,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from replay_server import serve_loopback, stop_serving
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -111,22 +105,11 @@ class WinRmReplay:
         return len(self._shells)
 
     def __enter__(self) -> WinRmReplay:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
-        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
+        self._httpd, self._thread = serve_loopback(_handler(self), tls=(self.cert, self.key))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(self._httpd, self._thread)
 
     # --- WS-Management ---------------------------------------------------------------------
 
@@ -297,33 +280,3 @@ def _handler(server: WinRmReplay) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
-
-
-def make_ca_and_cert(tmp: Path) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a server certificate for 127.0.0.1 it signed: (ca, cert, key)."""
-    now = dt.datetime.now(dt.UTC)
-
-    def build(subject: str, issuer: x509.Name | None, signer: Any, public: Any,
-              ca: bool) -> x509.Certificate:
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-        builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer or name)
-                   .public_key(public).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(minutes=5))
-                   .not_valid_after(now + dt.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None),
-                                  critical=True))
-        if not ca:
-            builder = builder.add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        return builder.sign(signer, hashes.SHA256())
-
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = build("hvpatch test WinRM CA", None, ca_key, ca_key.public_key(), True)
-    cert = build("127.0.0.1", ca.subject, ca_key, key.public_key(), False)
-    paths = tmp / "winrm-ca.pem", tmp / "winrm.pem", tmp / "winrm.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return paths
