@@ -66,21 +66,16 @@ import httpx
 from pydantic import TypeAdapter
 from sqlalchemy import func, select, text
 
-from bench.bench_rollout import NOW, RINGS, _bump
+from bench.bench_rollout import NOW, bump_target, ms, pct, pg_store, sqlite_store, store_plan
 from hvpatch.adapters.store.db import Store
-from hvpatch.adapters.store.models import FindingRow, PlanRow, RolloutStepRow
-from hvpatch.adapters.store.plan_codec import plan_to_dict
+from hvpatch.adapters.store.models import FindingRow, RolloutStepRow
 from hvpatch.api.models import FindingItem, GateOut
 from hvpatch.api.pages import Page, page_of
 from hvpatch.domain.fleet import Cluster, Fleet
 from hvpatch.domain.generator import generate_fleet
-from hvpatch.domain.planning.campaign import InfeasibleCampaign, build_campaign
-from hvpatch.domain.planning.gates import plan_policy_from_dict
 from hvpatch.domain.planning.model import CampaignPlan
-from hvpatch.domain.planning.targets import TargetChoice, product_line
+from hvpatch.domain.planning.targets import TargetChoice
 from hvpatch.domain.rollout import RolloutPolicy
-from hvpatch.domain.versions import parse_version
-from hvpatch.errors import VersionParseError
 from hvpatch.orchestration.runner import drive, simulator_spec, start_rollout
 from hvpatch.services.bundled import bundled_feeds_dir
 from hvpatch.services.feeds import import_feeds
@@ -137,38 +132,17 @@ def _rollout_targets(fleet: Fleet, want: int) -> dict[str, TargetChoice]:
             if taken >= share:
                 break
             for h in c.hosts:
-                comp = h.software.components()[0]
-                new = _bump(comp.version)
-                try:
-                    parse_version(comp.scheme, new)
-                except VersionParseError:
-                    continue
-                line = product_line(h) or h.family.value
-                targets[h.name] = TargetChoice(line, f"{comp.name} {new}", new, "bench",
-                                               ((comp.name, new),))
-                taken += 1
+                target = bump_target(h)
+                if target is not None:
+                    targets[h.name] = target
+                    taken += 1
     return targets
 
 
 def plan_rollout(store: Store, want: int) -> CampaignPlan:
     """Store a plan ``bench`` over about ``want`` hosts (infeasible clusters left out)."""
     fleet = load_fleet(store)
-    cluster_of: dict[str, str] = {h.name: h.cluster for h in fleet.hosts()}
-    targets: dict[str, TargetChoice | str] = dict(_rollout_targets(fleet, want))
-    spec = {"ha_reserve_hosts": 0, "pinned_guests": "shutdown", "rings": RINGS}
-    while True:
-        try:
-            plan = build_campaign(fleet, targets, (), plan_policy_from_dict(spec), name="bench",
-                                  created=NOW, emergency=False, requester="bench")
-            break
-        except InfeasibleCampaign as exc:
-            bad = set(exc.clusters)
-            targets = {h: t for h, t in targets.items() if cluster_of[h] not in bad}
-    with store.session() as s:
-        s.add(PlanRow(name="bench", created=NOW, requester="bench", scope="bench",
-                      emergency=False, status="draft", summary={}, data=plan_to_dict(plan)))
-        s.commit()
-    return plan
+    return store_plan(store, fleet, _rollout_targets(fleet, want))
 
 
 def walk_keys(store: Store) -> list[int | None]:
@@ -208,39 +182,12 @@ def prepare(store: Store, url: str, hosts: int, seed: int, rollout_hosts: int) -
 
 
 @contextmanager
-def sqlite_store() -> Iterator[tuple[Store, str]]:
-    """A fresh SQLite file store (WAL) and its URL, removed afterwards."""
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        store = Store(url)
-        try:
-            yield store, url
-        finally:
-            store.close()
-
-
-@contextmanager
-def pg_store() -> Iterator[tuple[Store, str]]:
-    """A fresh PostgreSQL schema of its own (as :mod:`bench.bench_rollout` makes one) and the
-    URL that selects it; dropped afterwards."""
-    schema = f"hvpatch_bench_api_{os.getpid()}"
-    admin = Store(PG_URL, migrate=False)
-    with admin.engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    store = Store(url)
-    try:
+def _pg_store() -> Iterator[tuple[Store, str]]:
+    with pg_store("hvpatch_bench_api") as (store, url):
         yield store, url
-    finally:
-        store.close()
-        with admin.engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.close()
 
 
-STORES: dict[str, Callable[[], Any]] = {"sqlite": sqlite_store, "postgresql": pg_store}
+STORES: dict[str, Callable[[], Any]] = {"sqlite": sqlite_store, "postgresql": _pg_store}
 
 
 def analyze(store: Store) -> float:
@@ -470,15 +417,6 @@ def direct(prep: Prepared, cycles: int, pages: int, seed: int) -> dict[str, list
 # --- one store ------------------------------------------------------------------------------------
 
 
-def _p(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[int(q * (len(s) - 1))] if s else float("nan")
-
-
-def _ms(v: float) -> str:
-    return f"{v * 1000:.2f}"
-
-
 @dataclass
 class Result:
     """One store's measurements."""
@@ -543,25 +481,25 @@ def _phase_rows(res: Result, ph: Phase) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "store": res.store, "phase": ph.name, "endpoint": endpoint, "requests": len(lat),
             "rate": len(lat) / ph.wall_s, "p50_s": statistics.median(lat),
-            "p99_s": _p(lat, 0.99), "non_2xx": bad[endpoint], "direct_p50_s": dmed,
-            "direct_p99_s": _p(d, 0.99)}
+            "p99_s": pct(lat, 0.99), "non_2xx": bad[endpoint], "direct_p50_s": dmed,
+            "direct_p99_s": pct(d, 0.99)}
         rows.append(row)
         print(f"   {ph.name:<16} {endpoint:<15} {len(lat):>8} {row['rate']:>7.1f} "
-              f"{_ms(row['p50_s']):>8} {_ms(row['p99_s']):>8} {bad[endpoint]:>7} "
-              f"{_ms(dmed):>10} {row['p50_s'] / dmed:>8.1f}x "
+              f"{ms(row['p50_s']):>8} {ms(row['p99_s']):>8} {bad[endpoint]:>7} "
+              f"{ms(dmed):>10} {row['p50_s'] / dmed:>8.1f}x "
               f"{row['p99_s'] / row['direct_p99_s']:>8.1f}x")
     lat = [secs for _, secs, _ in ph.samples]
     n = len(lat)
     rate = n / ph.wall_s
     total: dict[str, Any] = {
         "store": res.store, "phase": ph.name, "endpoint": "all", "requests": n, "rate": rate,
-        "p50_s": statistics.median(lat), "p99_s": _p(lat, 0.99), "non_2xx": sum(bad.values()),
+        "p50_s": statistics.median(lat), "p99_s": pct(lat, 0.99), "non_2xx": sum(bad.values()),
         "direct_rate": n / direct_sum, "server_cpu_ms": ph.server_cpu_s / n * 1000,
         "client_cpu_ms": ph.client_cpu_s / n * 1000, "load": ph.load}
     rows.append(total)
     if len(by) > 1:
-        print(f"   {ph.name:<16} {'all':<15} {n:>8} {rate:>7.1f} {_ms(total['p50_s']):>8} "
-              f"{_ms(total['p99_s']):>8} {total['non_2xx']:>7}")
+        print(f"   {ph.name:<16} {'all':<15} {n:>8} {rate:>7.1f} {ms(total['p50_s']):>8} "
+              f"{ms(total['p99_s']):>8} {total['non_2xx']:>7}")
     print(f"   {'':<16} throughput {rate:.1f}/s against the direct rate of this mix "
           f"{total['direct_rate']:.1f}/s: {rate / total['direct_rate']:.2f}x; mean latency "
           f"{statistics.fmean(lat) * 1000:.1f} ms (clients / throughput: "
@@ -579,8 +517,8 @@ def report(res: Result) -> list[dict[str, Any]]:
           f"runs; the medians of both)")
     print(f"   {'call':<26} {'calls':>6} {'median ms':>10} {'p99 ms':>8}   {'runs':>15}")
     for k, v in res.direct.items():
-        both = " / ".join(_ms(r[k]) for r in res.direct_runs)
-        print(f"   {k:<26} {len(v):>6} {_ms(statistics.median(v)):>10} {_ms(_p(v, 0.99)):>8}"
+        both = " / ".join(ms(r[k]) for r in res.direct_runs)
+        print(f"   {k:<26} {len(v):>6} {ms(statistics.median(v)):>10} {ms(pct(v, 0.99)):>8}"
               f"   {both:>15}")
     print(f"\n== {res.store}: HTTP on loopback (latency on the client; ratios against the "
           f"direct call)")

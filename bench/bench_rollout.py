@@ -65,6 +65,7 @@ from hvpatch.adapters.store.db import Store
 from hvpatch.adapters.store.models import AuditRow, PlanRow, RolloutRow, RolloutStepRow
 from hvpatch.adapters.store.plan_codec import plan_to_dict
 from hvpatch.domain.audit import AuditEntry, append
+from hvpatch.domain.fleet import Fleet, Host
 from hvpatch.domain.generator import generate_fleet
 from hvpatch.domain.planning.campaign import InfeasibleCampaign, build_campaign
 from hvpatch.domain.planning.gates import plan_policy_from_dict
@@ -103,6 +104,41 @@ def _bump(version: str) -> str:
     return version[:m.start()] + str(int(m.group()) + 1) + version[m.end():]
 
 
+def bump_target(host: Host) -> TargetChoice | None:
+    """A target that raises ``host``'s main component by one (None when that is no valid
+    version of its scheme)."""
+    c = host.software.components()[0]
+    new = _bump(c.version)
+    try:
+        parse_version(c.scheme, new)
+    except VersionParseError:
+        return None
+    line = product_line(host) or host.family.value
+    return TargetChoice(line, f"{c.name} {new}", new, "bench", ((c.name, new),))
+
+
+def store_plan(store: Store, fleet: Fleet, targets: Mapping[str, TargetChoice],
+               name: str = "bench") -> CampaignPlan:
+    """Plan ``targets`` (the clusters the planner finds infeasible left out) and store the
+    plan as ``name``."""
+    cluster_of: dict[str, str] = {h.name: h.cluster for h in fleet.hosts()}
+    wanted: dict[str, TargetChoice | str] = dict(targets)
+    spec = {"ha_reserve_hosts": 0, "pinned_guests": "shutdown", "rings": RINGS}
+    while True:
+        try:
+            plan = build_campaign(fleet, wanted, (), plan_policy_from_dict(spec), name=name,
+                                  created=NOW, emergency=False, requester="bench")
+            break
+        except InfeasibleCampaign as exc:
+            bad = set(exc.clusters)
+            wanted = {h: t for h, t in wanted.items() if cluster_of[h] not in bad}
+    with store.session() as s:
+        s.add(PlanRow(name=name, created=NOW, requester="bench", scope="bench",
+                      emergency=False, status="draft", summary={}, data=plan_to_dict(plan)))
+        s.commit()
+    return plan
+
+
 def make_campaign(store: Store, hosts: int, seed: int, guests_per_host: float,
                   name: str = "bench") -> CampaignPlan:
     """Import a generated fleet; store a plan ``name`` that bumps every host's main component
@@ -110,31 +146,8 @@ def make_campaign(store: Store, hosts: int, seed: int, guests_per_host: float,
     import_fleet(store, generate_fleet(hosts, seed, guests_per_host=guests_per_host),
                  source="bench", sha256="")
     fleet = load_fleet(store)
-    cluster_of: dict[str, str] = {h.name: h.cluster for h in fleet.hosts()}
-    targets: dict[str, TargetChoice | str] = {}
-    for h in fleet.hosts():
-        c = h.software.components()[0]
-        new = _bump(c.version)
-        try:
-            parse_version(c.scheme, new)
-        except VersionParseError:
-            continue
-        line = product_line(h) or h.family.value
-        targets[h.name] = TargetChoice(line, f"{c.name} {new}", new, "bench", ((c.name, new),))
-    spec = {"ha_reserve_hosts": 0, "pinned_guests": "shutdown", "rings": RINGS}
-    while True:
-        try:
-            plan = build_campaign(fleet, targets, (), plan_policy_from_dict(spec), name=name,
-                                  created=NOW, emergency=False, requester="bench")
-            break
-        except InfeasibleCampaign as exc:
-            bad = set(exc.clusters)
-            targets = {h: t for h, t in targets.items() if cluster_of[h] not in bad}
-    with store.session() as s:
-        s.add(PlanRow(name=name, created=NOW, requester="bench", scope="bench",
-                      emergency=False, status="draft", summary={}, data=plan_to_dict(plan)))
-        s.commit()
-    return plan
+    targets = {str(h.name): t for h in fleet.hosts() if (t := bump_target(h)) is not None}
+    return store_plan(store, fleet, targets, name)
 
 
 # --- probes ------------------------------------------------------------------------------------
@@ -344,12 +357,14 @@ def bare_writes(store: Store, rollout_id: int, name: str, n: int) -> dict[str, l
 # --- one store ---------------------------------------------------------------------------------
 
 
-def _p(values: list[float], q: float) -> float:
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile (nearest rank below) of ``values``; 0.0 when empty."""
     s = sorted(values)
     return s[int(q * (len(s) - 1))] if s else 0.0
 
 
-def _ms(v: float) -> str:
+def ms(v: float) -> str:
+    """Seconds as milliseconds with two decimals."""
     return f"{v * 1000:.2f}"
 
 
@@ -379,11 +394,11 @@ class Result:
         return {
             "store": self.store, "hosts": self.hosts, "steps": self.steps,
             "wall_s": self.wall_s, "cpu_s": self.cpu_s, "steps_per_s": self.steps / self.wall_s,
-            "overhead_median_s": statistics.median(over), "overhead_p99_s": _p(over, 0.99),
-            "exec_median_s": statistics.median(work), "exec_p99_s": _p(work, 0.99),
-            "bare_median_s": statistics.median(bare), "bare_p99_s": _p(bare, 0.99),
+            "overhead_median_s": statistics.median(over), "overhead_p99_s": pct(over, 0.99),
+            "exec_median_s": statistics.median(work), "exec_p99_s": pct(work, 0.99),
+            "bare_median_s": statistics.median(bare), "bare_p99_s": pct(bare, 0.99),
             "ratio_median": statistics.median(over) / statistics.median(bare),
-            "ratio_p99": _p(over, 0.99) / _p(bare, 0.99),
+            "ratio_p99": pct(over, 0.99) / pct(bare, 0.99),
             "overhead_share": sum(over) / self.wall_s,
         }
 
@@ -464,28 +479,31 @@ def run_store(label: str, store: Store, hosts: int, seed: int, guests_per_host: 
 
 
 @contextmanager
-def sqlite_store() -> Iterator[Store]:
-    """A fresh SQLite file store (WAL), removed afterwards."""
+def sqlite_store() -> Iterator[tuple[Store, str]]:
+    """A fresh SQLite file store (WAL) and its URL, removed afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        store = Store(url)
         try:
-            yield store
+            yield store, url
         finally:
             store.close()
 
 
 @contextmanager
-def pg_store() -> Iterator[Store]:
-    """A fresh PostgreSQL schema of its own, dropped afterwards."""
-    schema = f"hvpatch_bench_rollout_{os.getpid()}"
+def pg_store(prefix: str = "hvpatch_bench_rollout") -> Iterator[tuple[Store, str]]:
+    """A fresh PostgreSQL schema of its own (``PREFIX_PID``) and the URL that selects it,
+    dropped afterwards."""
+    schema = f"{prefix}_{os.getpid()}"
     admin = Store(PG_URL, migrate=False)
     with admin.engine.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
-    store = Store(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
+    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    store = Store(url)
     try:
-        yield store
+        yield store, url
     finally:
         store.close()
         with admin.engine.begin() as conn:
@@ -503,39 +521,39 @@ def report(res: Result) -> dict[str, Any]:
     """Print one store's lines; return its summary row."""
     r = res.row()
     print(f"{res.store:>10}  {r['hosts']:>5} {r['steps']:>6} {r['wall_s']:>7.1f} "
-          f"{r['cpu_s']:>6.1f} {r['steps_per_s']:>7.1f}  {_ms(r['overhead_median_s']):>7} "
-          f"{_ms(r['overhead_p99_s']):>7}  {_ms(r['bare_median_s']):>7} "
-          f"{_ms(r['bare_p99_s']):>7}  {r['ratio_median']:>6.2f}x {r['ratio_p99']:>6.2f}x")
+          f"{r['cpu_s']:>6.1f} {r['steps_per_s']:>7.1f}  {ms(r['overhead_median_s']):>7} "
+          f"{ms(r['overhead_p99_s']):>7}  {ms(r['bare_median_s']):>7} "
+          f"{ms(r['bare_p99_s']):>7}  {r['ratio_median']:>6.2f}x {r['ratio_p99']:>6.2f}x")
     n = max(res.steps, 1)
     b, pad = res.bare, " " * 12
     print(f"{pad}bare write, median (p99) ms, {len(b['total'])} samples: insert+commit "
-          f"{_ms(statistics.median(b['insert']))} ({_ms(_p(b['insert'], 0.99))}), "
-          f"update+audit.record+commit {_ms(statistics.median(b['end']))} "
-          f"({_ms(_p(b['end'], 0.99))})")
+          f"{ms(statistics.median(b['insert']))} ({ms(pct(b['insert'], 0.99))}), "
+          f"update+audit.record+commit {ms(statistics.median(b['end']))} "
+          f"({ms(pct(b['end'], 0.99))})")
     print(f"{pad}floor, audit append in plain SQL: update+append+commit "
-          f"{_ms(statistics.median(b['end_sql']))} ({_ms(_p(b['end_sql'], 0.99))}), step "
-          f"{_ms(statistics.median(b['floor']))} ({_ms(_p(b['floor'], 0.99))}); overhead / floor "
+          f"{ms(statistics.median(b['end_sql']))} ({ms(pct(b['end_sql'], 0.99))}), step "
+          f"{ms(statistics.median(b['floor']))} ({ms(pct(b['floor'], 0.99))}); overhead / floor "
           f"{r['overhead_median_s'] / statistics.median(b['floor']):.1f}x (median)")
     print(f"{pad}executor, awaited per step (wall, other tasks' turns included): median "
-          f"{_ms(r['exec_median_s'])} ms, p99 {_ms(r['exec_p99_s'])} ms; CPU per step, all in "
-          f"{_ms(res.cpu_s / n)} ms")
+          f"{ms(r['exec_median_s'])} ms, p99 {ms(r['exec_p99_s'])} ms; CPU per step, all in "
+          f"{ms(res.cpu_s / n)} ms")
     s = res.sql
     print(f"{pad}per step: engine {s.statements['engine'] / n:.1f} statements, "
           f"{s.commits['engine'] / n:.2f} commits, {s.checkouts['engine'] / n:.2f} check-outs; "
           f"executor {s.statements['executor'] / n:.1f} statements, "
           f"{s.commits['executor'] / n:.2f} commits, {s.checkouts['executor'] / n:.2f} check-outs")
     rec = res.records
-    parts = ", ".join(f"{k} {_ms(statistics.median(v))}" for k, v in
+    parts = ", ".join(f"{k} {ms(statistics.median(v))}" for k, v in
                       sorted(rec.items(), key=lambda kv: -sum(kv[1]))[:6])
     in_steps = sum(sum(rec.get(k, [])) for k in ("started", "ended", "count_attempt"))
     outside = sum(sum(v) for v in rec.values()) - in_steps
     print(f"{pad}Records, median ms per call: {parts}; calls outside steps "
-          f"{outside:.1f} s in all ({_ms(outside / n)} ms per step)")
+          f"{outside:.1f} s in all ({ms(outside / n)} ms per step)")
     by: dict[str, list[float]] = defaultdict(list)
     for x in res.samples:
         by[x.step].append(x.overhead_s)
     print(f"{pad}overhead median ms by step: " + ", ".join(
-        f"{k} {_ms(statistics.median(v))}" for k, v in by.items()))
+        f"{k} {ms(statistics.median(v))}" for k, v in by.items()))
     retried = sum(1 for x in res.samples if x.runs > 1)
     print(f"{pad}share of wall: step overheads {r['overhead_share']:.0%}, Records calls outside "
           f"steps {outside / res.wall_s:.0%}; garbage collector {res.gc_s:.1f} s "
@@ -549,7 +567,7 @@ def run(hosts: int, stores: list[str], seed: int, guests_per_host: float, speed:
     results = []
     for label in stores:
         try:
-            with STORES[label]() as store:
+            with STORES[label]() as (store, _url):
                 results.append(run_store(label, store, hosts, seed, guests_per_host, speed,
                                          bare_samples, profile))
         except Exception as exc:
