@@ -48,3 +48,15 @@ def test_a_success_clears_the_user_but_not_the_client_count() -> None:
         t.check("c", "zed")
     clock.now += 61
     t.check("c", "zed")
+
+
+def test_expired_keys_are_swept_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvpatch.api import limits
+    monkeypatch.setattr(limits, "_SWEEP_AT", 10)
+    clock = Clock()
+    t = LoginThrottle(per_user=5, per_client=1000, window_s=60, clock=clock)
+    for i in range(20):                 # twenty names tried once, long ago
+        t.failed(f"10.0.0.{i}", f"user{i}")
+    clock.now += 61
+    t.failed("10.0.0.99", "ada")        # past the threshold: the expired ones go
+    assert set(t._failures) == {("10.0.0.99", "ada"), ("10.0.0.99", "")}

@@ -72,6 +72,10 @@ class BodyLimit:
             await error_response(413, "too_large", str(exc.detail))(scope, receive, send)
 
 
+#: keys kept before a failed login sweeps out the expired ones
+_SWEEP_AT = 10_000
+
+
 class LoginThrottle:
     """Failed logins counted per (client address, user name) and per client address in a
     sliding window; past the limit, logins from there are refused (429) until the oldest
@@ -111,11 +115,15 @@ class LoginThrottle:
                         retry_after=wait)
 
     def failed(self, client: str, user: str) -> None:
-        """Count a failed login."""
+        """Count a failed login (and, now and then, forget keys whose failures all left the
+        window, so names tried once do not pile up in memory)."""
         now = self._clock()
         with self._lock:
             for key in ((client, user.casefold()), (client, "")):
                 self._failures.setdefault(key, deque()).append(now)
+            if len(self._failures) > _SWEEP_AT:
+                for key in [k for k, t in self._failures.items() if t[-1] <= now - self.window_s]:
+                    del self._failures[key]
 
     def succeeded(self, client: str, user: str) -> None:
         """Forget the failures of ``client`` as ``user``."""

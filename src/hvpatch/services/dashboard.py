@@ -82,11 +82,6 @@ class Burndown:
     opened: int
     closed: int
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able."""
-        return {"at": [t.isoformat() for t in self.at], "open": self.open,
-                "opened": self.opened, "closed": self.closed}
-
 
 def burndown(store: Store, *, now: datetime | None = None, days: int = 30,
              points: int = 48) -> Burndown:

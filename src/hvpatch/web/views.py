@@ -180,7 +180,7 @@ def overview(request: Request, who: Viewer, store: StoreDep) -> Response:
     """Exposure now, the burn-down, exposure by tenant, findings age, campaigns in flight."""
     now = exposure_now(store)
     return render(request, "overview.html.j2", {
-        "now": now, "burn": burndown(store).as_dict(), "outcomes": OUTCOMES,
+        "now": now, "outcomes": OUTCOMES,
         "colours": OUTCOME_COLOURS, "recent": list_rollouts(store)[:5]})
 
 
