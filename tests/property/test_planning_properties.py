@@ -30,7 +30,15 @@ from hvpatch.domain.fleet import (
 )
 from hvpatch.domain.planning.baseline import plan_cluster_baseline
 from hvpatch.domain.planning.model import MoveKind, PinnedPolicy
-from hvpatch.domain.planning.waves import ClusterPlan, ClusterPolicy, InfeasiblePlan, plan_cluster
+from hvpatch.domain.planning.waves import (
+    ClusterJob,
+    ClusterPlan,
+    ClusterPolicy,
+    InfeasiblePlan,
+    fewest_moved_twice,
+    plan_cluster,
+    plan_clusters,
+)
 from hvpatch.domain.software import GenericSoftware
 
 SW = GenericSoftware("acme", "edgevisor", "2.4.1")
@@ -85,7 +93,8 @@ def cases(draw: Callable[..., Any]) -> Case:
         pinned=draw(st.sampled_from(list(PinnedPolicy))),
         migrate_back=draw(st.booleans()),
         ha_reserve_hosts=draw(st.sampled_from([None, None, 0, 1])),
-        spare_waves=draw(st.integers(0, 2)))
+        spare_waves=draw(st.integers(0, 2)),
+        deadline_seconds=draw(st.sampled_from([None, None, 3600.0, 36000.0])))
     return c, targets, policy, patched
 
 
@@ -170,6 +179,9 @@ def test_plans_keep_every_rule_or_explain_why_they_cannot(case: Case) -> None:
     replay(c, targets, policy, plan)
     assert plan.lower_bound_seconds <= plan.seconds + 1e-6
     assert plan.evacuated_guests <= plan.migrations
+    if not policy.migrate_back:
+        floor = fewest_moved_twice(c, targets, policy.pinned, patched)
+        assert plan.migrations - plan.evacuated_guests >= floor
 
 
 @FAST
@@ -198,3 +210,22 @@ def test_baseline_plans_keep_the_same_rules(case: Case) -> None:
     replay(c, targets, policy, plan)
     assert all(len(w.hosts) == 1 for w in plan.waves)
     assert plan.lower_bound_seconds <= plan.seconds + 1e-6
+
+
+@FAST
+@given(st.lists(cases(), min_size=2, max_size=4))
+def test_clusters_planned_together_keep_every_rule_and_the_ring_no_longer(cases_: list[Case],
+                                                                          ) -> None:
+    policy = ClusterPolicy(pinned=PinnedPolicy.SHUTDOWN)
+    jobs = [ClusterJob(c, targets, patched) for c, targets, _, patched in cases_]
+    together = plan_clusters(jobs, policy)
+    alone = plan_clusters(jobs, policy, slack=False)
+    ring, before = [0.0], [0.0]
+    for job, mine, single in zip(jobs, together, alone, strict=True):
+        if isinstance(mine, ClusterPlan):
+            replay(job.cluster, dict(job.targets), policy, mine)
+        if isinstance(single, ClusterPlan):  # a cluster with a plan keeps one
+            assert isinstance(mine, ClusterPlan)
+            ring.append(mine.seconds)
+            before.append(single.seconds)
+    assert max(ring) <= max(before) + 1e-6

@@ -297,13 +297,14 @@ def test_plan_policy_from_dict_validates_and_names_fields() -> None:
             "rings": {"test": {"regression_suite": False, "soak": 3},
                       "dev": {"soak_hours": 10, "emergency_soak_hours": 20}},
             "pinned_guests": "ignore", "max_parallel_hosts": 0, "emergency_soak_factor": 2,
-            "migrate_back": "yes", "colour": 1,
+            "migrate_back": "yes", "ring_slack": 1, "colour": 1,
             "windows": [{"weekly": {"days": ["sat"], "start": "22:00", "hours": 200}}]})
     text = str(err.value)
     for needle in ("rings.test.regression_suite: the test ring's regression suite cannot",
                    "rings.test.soak: unknown field", "rings.dev.emergency_soak_hours",
                    "pinned_guests: expected one of shutdown, skip-host, fail",
-                   "max_parallel_hosts", "emergency_soak_factor", "migrate_back", "colour",
+                   "max_parallel_hosts", "emergency_soak_factor", "migrate_back",
+                   "ring_slack: expected true or false", "colour",
                    "windows[0].weekly.hours"):
         assert needle in text, needle
 
@@ -448,6 +449,40 @@ def test_every_infeasible_cluster_is_explained_and_no_partial_plan_is_returned()
     assert {i.cluster for i in err.value.infeasibilities} == {"lab", "prd2"}
     assert {i.guest for i in err.value.infeasibilities} == {"lab-db", "prd2-db"}
     assert "lab-db" in str(err.value) and "prd2-db" in str(err.value)
+
+
+def loaded_cluster(name: str, hosts: int, guests_per_host: int) -> Cluster:
+    """``hosts`` ESXi 7.0 U2d hosts of 100 GB, each with guests of 10 GB."""
+    return Cluster(name, "s1", Family.ESXI, ring="prod", hosts=tuple(
+        host(f"{name}-h{i}", EsxiSoftware(str(U2D)), cluster=name, memory_gb=100,
+             guests=tuple(guest(f"{name}-h{i}-vm{j}", 10) for j in range(guests_per_host)))
+        for i in range(1, hosts + 1)))
+
+
+def evacuations(ring: RingPlan, cluster: str) -> int:
+    return sum(m.kind is MoveKind.EVACUATE for w in ring.waves if w.cluster == cluster
+               for m in w.moves)
+
+
+def test_a_ring_spends_its_slack_on_fewer_double_moves_and_takes_no_longer() -> None:
+    """prd-big (8 hosts at 70 %) needs 4 waves; prd-small (4 hosts at 50 %) could finish in 2,
+    moving its first wave's 10 guests twice. With ring_slack (the default) it uses the time
+    prd-big takes anyway: one host first, so only 5 of its 20 guests move twice."""
+    fleet = fleet_of(loaded_cluster("prd-big", 8, 7), loaded_cluster("prd-small", 4, 5))
+    policy = replace(DEFAULT_PLAN_POLICY, ha_reserve_hosts=0)
+    slack, tight = plan_for(fleet, policy), plan_for(fleet, replace(policy, ring_slack=False))
+    [ring], [before] = slack.rings, tight.rings
+    assert ring.seconds == pytest.approx(before.seconds)
+    assert cluster_seconds(ring, "prd-big") == pytest.approx(cluster_seconds(before, "prd-big"))
+    assert cluster_seconds(ring, "prd-small") <= cluster_seconds(ring, "prd-big")
+    assert (evacuations(before, "prd-small"), evacuations(ring, "prd-small")) == (30, 25)
+    assert any(n.startswith("ring prod: its other clusters may take more, smaller waves within "
+                            "the ") and "cluster prd-big takes" in n for n in slack.notes)
+    assert not any("ring_slack" in n for n in tight.notes)
+    # windows bind the ring: more waves would need more windows, so no slack is spent
+    windowed = replace(policy, windows=plan_policy_from_dict({"windows": [
+        {"timezone": "UTC", "weekly": {"days": ["sat"], "start": "00:00", "hours": 24}}]}).windows)
+    assert evacuations(plan_for(fleet, windowed).rings[0], "prd-small") == 30
 
 
 def test_hosts_patched_in_an_earlier_ring_receive_the_guests() -> None:

@@ -7,6 +7,8 @@ host's capacity or an anti-affinity group.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hvpatch.domain.fleet import (
@@ -22,12 +24,16 @@ from hvpatch.domain.fleet import (
 from hvpatch.domain.planning import capacity
 from hvpatch.domain.planning.baseline import plan_cluster_baseline
 from hvpatch.domain.planning.model import MoveKind, PinnedPolicy
+from hvpatch.domain.planning.placement import PATCHED, WAITING, ClusterState
 from hvpatch.domain.planning.timing import TimeModel, schedule_migrations
 from hvpatch.domain.planning.waves import (
+    ClusterJob,
     ClusterPlan,
     ClusterPolicy,
     InfeasiblePlan,
+    fewest_moved_twice,
     plan_cluster,
+    plan_clusters,
 )
 from hvpatch.domain.software import GenericSoftware, XenSoftware
 from hvpatch.errors import InputError
@@ -336,3 +342,98 @@ def test_fewest_waves_counts_hosts_that_cannot_share_a_wave() -> None:
     assert capacity.fewest_waves([60, 60, 60], 100) == 3
     assert capacity.fewest_waves([30, 30, 30, 30], 100) == 2
     assert capacity.headroom([100, 50, 80], 1) == 130
+
+
+# --- fewest guests moving twice ----------------------------------------------------------------
+
+
+def test_the_smallest_guests_take_the_room_on_patched_hosts_so_fewest_move_twice() -> None:
+    """h1 is patched with 30 GiB free; h2 must go while h3 still waits. h2's 30 GiB guest or its
+    three 10 GiB guests fit on h1, not both: the three small ones go there, so one guest (not
+    three) lands on h3 and will move again."""
+    c = cluster(h("h1", g("old", 70)), h("h2", g("big", 30), *(g(f"s{i}", 10) for i in range(3))),
+                h("h3"))
+    state = ClusterState(c, (PATCHED, WAITING, WAITING), TimeModel().migration_seconds)
+    moves, stuck = state.evacuate(1, [False, True, False], WAITING, [0.0] * 3)
+    assert stuck is None
+    assert sorted((vm.name, state.names[d]) for vm, _, d in moves) == [
+        ("big", "h3"), ("s0", "h1"), ("s1", "h1"), ("s2", "h1")]
+
+
+def test_guests_that_all_fit_on_patched_hosts_go_there_largest_first() -> None:
+    """No guest needs a waiting host: the plain largest-first order is kept (migrate-back and
+    packing rely on it)."""
+    c = cluster(h("h1"), h("h2", g("a", 60), g("b", 30)), h("h3"))
+    state = ClusterState(c, (PATCHED, WAITING, WAITING), TimeModel().migration_seconds)
+    moves, stuck = state.evacuate(1, [False, True, False], WAITING, [0.0] * 3)
+    assert stuck is None and [(vm.name, state.names[d]) for vm, _, d in moves] == [
+        ("a", "h1"), ("b", "h1")]
+
+
+def test_fewest_moved_twice_is_the_first_hosts_guests_per_cpu_group_that_all_waits() -> None:
+    three = [h("h1", g("a", 5), g("b", 5)), h("h2", g("c", 5)), h("h3", *(g(f"d{i}", 5)
+                                                                       for i in range(3)))]
+    c = cluster(*three)
+    assert fewest_moved_twice(c, every(c)) == 1  # h2 first: its one guest moves twice
+    assert fewest_moved_twice(c, {"h1": "2.5.0", "h3": "2.5.0"}) == 0  # h2 takes them for good
+    assert fewest_moved_twice(c, {"h1": "2.5.0", "h3": "2.5.0"}, patched=frozenset({"h2"})) == 0
+    pool = cluster(replace(three[2], coordinator=True), *three[:2])
+    assert fewest_moved_twice(pool, every(pool)) == 3  # the coordinator goes first
+    mixed = cluster(*(replace(x, cpu_group="intel") for x in three),
+                    h("a1", g("e", 5), group="amd"), h("a2", g("f", 5), g("g", 5), group="amd"))
+    assert fewest_moved_twice(mixed, every(mixed)) == 1 + 1
+    pinned = cluster(h("h1", g("a", 5), g("p", 5, migration_block=MigrationBlock.LOCAL_DISK)),
+                     *three[1:])
+    assert fewest_moved_twice(pinned, every(pinned)) == 1  # h1 has one guest that can move
+    assert fewest_moved_twice(pinned, every(pinned), PinnedPolicy.SKIP_HOST) == 0  # h1 stays
+
+
+def test_plans_never_beat_the_fewest_moved_twice_and_reach_it_when_there_is_time() -> None:
+    c = cluster(*even(6, per_host=5, gib=10))
+    floor = fewest_moved_twice(c, every(c))
+    fast = plan_cluster(c, every(c))
+    slow = plan_cluster(c, every(c), ClusterPolicy(spare_waves=3))
+    assert fast.migrations - fast.evacuated_guests > floor == 5
+    assert slow.migrations - slow.evacuated_guests == floor
+
+
+# --- clusters planned together (a ring) ----------------------------------------------------------
+
+
+def named(name: str, hosts: list[Host]) -> Cluster:
+    return Cluster(name, "s1", Family.GENERIC, ha_reserve_hosts=0,
+                   hosts=tuple(replace(x, cluster=name) for x in hosts))
+
+
+def test_clusters_off_the_critical_path_spend_their_slack_on_fewer_double_moves() -> None:
+    """big: 8 hosts at 70 % take 4 waves of 2. small: 4 hosts at 50 % could go in 2 waves of 2,
+    moving the first wave's 10 guests twice; with the ring's 4 waves of time it goes one host
+    first and the rest clean, so only 5 guests move twice, and the ring takes no longer."""
+    big = named("big", even(8, per_host=7, gib=10))
+    small = named("small", even(4, per_host=5, gib=10))
+    bad = named("bad", [h("x1", g("huge", 90)), h("x2", g("other", 20))])  # nowhere to go
+    jobs = [ClusterJob(c, every(c)) for c in (small, big, bad)]
+    alone = plan_clusters(jobs, slack=False)
+    together = plan_clusters(jobs)
+    assert isinstance(together[2], InfeasiblePlan) and isinstance(alone[2], InfeasiblePlan)
+    assert str(together[2]) == str(alone[2]) and "cluster bad" in str(together[2])
+    (s0, b0), (s1, b1) = alone[:2], together[:2]
+    assert isinstance(s0, ClusterPlan) and isinstance(s1, ClusterPlan)
+    assert isinstance(b0, ClusterPlan) and isinstance(b1, ClusterPlan)
+    assert s0 == plan_cluster(small, every(small)) and b0 == plan_cluster(big, every(big))
+    assert b1 == b0  # the critical cluster is planned as asked
+    assert (s0.migrations, s0.evacuated_guests, sizes(s0)) == (30, 20, [2, 2])
+    assert s1.migrations - s1.evacuated_guests == 5 == fewest_moved_twice(small, every(small))
+    assert s1.seconds <= b1.seconds  # the ring is as long as before
+    replay(small, s1)
+
+
+def test_a_deadline_allows_more_waves_only_as_far_as_it_reaches() -> None:
+    c = named("small", even(4, per_host=5, gib=10))
+    quick = plan_cluster(c, every(c))
+    roomy = plan_cluster(c, every(c), ClusterPolicy(deadline_seconds=10 * quick.seconds))
+    tight = plan_cluster(c, every(c), ClusterPolicy(deadline_seconds=quick.seconds))
+    assert len(roomy.waves) > len(quick.waves) and roomy.migrations < quick.migrations
+    assert tight == quick
+    with pytest.raises(InputError, match="deadline_seconds"):
+        ClusterPolicy(deadline_seconds=0)

@@ -7,10 +7,13 @@ targets :func:`~hvpatch.domain.planning.targets.select_targets` picked:
    goes with the last ring, the most guarded, and the plan says so), rings in the fleet's order.
    A ring left with no host to patch (none targeted, or the wave planner skipped them all) is
    left out, with a note, and takes no part in promotion.
-2. Within a ring, every cluster is planned by :func:`~hvpatch.domain.planning.waves.plan_cluster`
-   (waves, evacuation, capacity). Hosts of the same cluster patched in an earlier ring are
-   passed as ``patched``. If any cluster of any ring has no safe plan, the campaign fails with
-   :class:`~hvpatch.domain.planning.waves.InfeasiblePlan` listing *every* cluster's
+2. Within a ring, the clusters are planned together by
+   :func:`~hvpatch.domain.planning.waves.plan_clusters` (waves, evacuation, capacity): they run
+   in parallel, so with the policy's ``ring_slack`` (the default, unless maintenance windows
+   bind the campaign) clusters off the ring's critical path spend their slack on fewer guests
+   moving twice, and the ring takes no longer. Hosts of the same cluster patched in an earlier
+   ring are passed as ``patched``. If any cluster of any ring has no safe plan, the campaign
+   fails with :class:`~hvpatch.domain.planning.waves.InfeasiblePlan` listing *every* cluster's
    explanation -- never a partial plan.
 3. Durations: clusters of a ring run in parallel and the waves of one cluster in sequence, so a
    ring takes its longest cluster's schedule plus its soak; rings run one after another.
@@ -35,11 +38,17 @@ from hvpatch.domain.planning.gates import DEFAULT_PLAN_POLICY, PlanPolicy
 from hvpatch.domain.planning.model import CampaignPlan, RingPlan, Skip, Wave
 from hvpatch.domain.planning.targets import TargetChoice, product_line
 from hvpatch.domain.planning.timing import TimeModel
-from hvpatch.domain.planning.waves import ClusterPlan, ClusterPolicy, InfeasiblePlan, plan_cluster
+from hvpatch.domain.planning.waves import (
+    ClusterJob,
+    ClusterPlan,
+    ClusterPolicy,
+    InfeasiblePlan,
+    plan_clusters,
+)
 from hvpatch.domain.planning.windows import find_slot
 from hvpatch.errors import InputError, PlanError, Problem
 
-__all__ = ["InfeasibleCampaign", "build_campaign", "cluster_policy"]
+__all__ = ["InfeasibleCampaign", "build_campaign", "cluster_policy", "plan_ring_clusters"]
 
 
 class InfeasibleCampaign(InfeasiblePlan):
@@ -150,29 +159,43 @@ def _schedule(plan: ClusterPlan, cluster: Cluster, policy: PlanPolicy, ring_star
     return waves, (at - ring_start).total_seconds(), fits
 
 
+RingClusters = dict[str, list[tuple[Cluster, ClusterPlan]]]
+
+
+def plan_ring_clusters(fleet: Fleet, targets: Mapping[str, TargetChoice | str],
+                       plan_policy: PlanPolicy = DEFAULT_PLAN_POLICY,
+                       timing: TimeModel | None = None, *, slack: bool | None = None,
+                       ) -> tuple[RingClusters, list[InfeasiblePlan]]:
+    """Steps 1-2 of the campaign alone: each ring's cluster plans, and the clusters without a
+    safe plan (which :func:`build_campaign` refuses). ``slack`` defaults to the policy's
+    ``ring_slack``."""
+    rings = _rings(fleet)
+    placed = _place(fleet, targets, rings, [])
+    return _plan_rings(rings, placed, plan_policy, timing or TimeModel(),
+                       plan_policy.ring_slack if slack is None else slack)
+
+
 def _plan_rings(rings: list[Ring], placed: list[_Placed], policy: PlanPolicy,
-                timing: TimeModel) -> tuple[dict[str, list[tuple[Cluster, ClusterPlan]]],
-                                            list[InfeasiblePlan]]:
+                timing: TimeModel, slack: bool) -> tuple[RingClusters, list[InfeasiblePlan]]:
     """Every cluster of every ring planned; hosts patched in earlier rings passed as patched."""
     cpolicy = cluster_policy(policy)
     done: dict[tuple[str, str], set[str]] = {}
-    plans: dict[str, list[tuple[Cluster, ClusterPlan]]] = {}
+    plans: RingClusters = {}
     failures: list[InfeasiblePlan] = []
     for ring in rings:
         clusters: dict[tuple[str, str], list[_Placed]] = {}
         for p in placed:
             if p.ring == ring.name:
                 clusters.setdefault((p.cluster.site, p.cluster.name), []).append(p)
-        for key, members in clusters.items():
-            cluster = members[0].cluster
-            try:
-                plan = plan_cluster(cluster, {p.host.name: p.label for p in members}, cpolicy,
-                                    timing, patched=frozenset(done.get(key, set())))
-            except InfeasiblePlan as exc:
-                failures.append(exc)
+        jobs = [ClusterJob(members[0].cluster, {p.host.name: p.label for p in members},
+                           frozenset(done.get(key, set()))) for key, members in clusters.items()]
+        for key, job, plan in zip(clusters, jobs, plan_clusters(jobs, cpolicy, timing,
+                                                                 slack=slack), strict=True):
+            if isinstance(plan, InfeasiblePlan):
+                failures.append(plan)
                 continue
             done.setdefault(key, set()).update(s.host for w in plan.waves for s in w.hosts)
-            plans.setdefault(ring.name, []).append((cluster, plan))
+            plans.setdefault(ring.name, []).append((job.cluster, plan))
     return plans, failures
 
 
@@ -200,7 +223,8 @@ def build_campaign(fleet: Fleet, targets: Mapping[str, TargetChoice | str],
     rings = _rings(fleet)
     notes: list[str] = []
     placed = _place(fleet, targets, rings, notes)
-    plans, failures = _plan_rings(rings, placed, plan_policy, timing or TimeModel())
+    slack = plan_policy.ring_slack and not plan_policy.migrate_back and not use_windows
+    plans, failures = _plan_rings(rings, placed, plan_policy, timing or TimeModel(), slack)
     if failures:
         raise InfeasibleCampaign(failures)
     all_skipped = list(skipped)
@@ -226,6 +250,11 @@ def build_campaign(fleet: Fleet, targets: Mapping[str, TargetChoice | str],
             scheduled, seconds, ok = _schedule(plan, cluster, plan_policy, ring_start, notes)
             waves.extend(_with_components(w, wanted) for w in scheduled)
             longest, fits = max(longest, seconds), fits and ok
+        if slack and len(plans[ring.name]) > 1:
+            critical, plan = max(plans[ring.name], key=lambda cp: cp[1].seconds)
+            notes.append(f"ring {ring.name}: its other clusters may take more, smaller waves "
+                         f"within the {plan.seconds / 3600:.1f} h cluster {critical.name} takes, "
+                         "so fewer guests move twice (ring_slack)")
         soak = gate.soak_hours * 3600.0
         approval = i == 0 and plan_policy.rules(ring.name).approval
         ring_plans.append(RingPlan(ring.name, ring.position, tuple(waves), gate, longest + soak,

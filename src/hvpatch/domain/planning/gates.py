@@ -90,6 +90,9 @@ class PlanPolicy:
     windows_in_emergency: bool = True
     #: How far ahead a wave's window is searched before the ring is declared not to fit.
     search_horizon_days: int = 400
+    #: Clusters off a ring's critical path take more, smaller waves so fewer guests move twice,
+    #: as long as the ring takes no longer (not applied while maintenance windows bind a plan).
+    ring_slack: bool = True
 
     def rules(self, ring: str) -> RingRules:
         """The rules of ``ring`` (the built-in default for an unlisted ring)."""
@@ -126,7 +129,7 @@ _RING_KEYS = {f for f in RingRules.__dataclass_fields__}
 _TOP_KEYS = {"rings", "emergency_soak_factor", "pinned_guests", "migrate_back",
              "max_parallel_hosts", "migrations_per_host", "migrations_per_cluster",
              "ha_reserve_hosts", "windows",
-             "blackout", "windows_in_emergency", "search_horizon_days"}
+             "blackout", "windows_in_emergency", "search_horizon_days", "ring_slack"}
 
 
 def _is_number(v: Any) -> bool:
@@ -219,7 +222,7 @@ def plan_policy_from_dict(data: Any, where: str = "plan policy") -> PlanPolicy:
                                         f"{lo} and {hi}, got {v!r}"))
             else:
                 values[key] = v
-    for key in ("migrate_back", "windows_in_emergency"):
+    for key in ("migrate_back", "windows_in_emergency", "ring_slack"):
         if key in data:
             if isinstance(data[key], bool):
                 values[key] = data[key]

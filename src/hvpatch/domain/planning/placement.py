@@ -13,7 +13,9 @@ nothing. A destination ``d`` can take guest ``g`` leaving host ``s`` when
 Destinations are ranked by *tier* -- 0: already on the target (patched earlier in the plan or
 given as ``patched``), 1: not part of the campaign, 2: still to be patched (the guest will move
 again) -- and, within a tier, by the migration seconds already headed there in this wave, so that
-the receiving side of the concurrency limits is shared out.
+the receiving side of the concurrency limits is shared out. When an evacuation may use hosts
+still waiting, the room on patched and untouched hosts goes to the host's *smallest* guests first
+(the most guests that fit there, so the fewest move twice); the rest then go largest first.
 
 :func:`scope_cluster` decides what a plan may touch at all: which hosts it patches, which it
 skips and why, and which guests that cannot live-migrate it stops (the pinned-guest policy).
@@ -163,7 +165,47 @@ class ClusterState:
 
     def evacuate(self, host: int, blocked: Sequence[bool], max_tier: int, busy: list[float],
                  first_fit: bool = False) -> tuple[list[Migration], Vm | None]:
-        """Move every movable guest off ``host``; if one fits nowhere, undo and return it."""
+        """Move every movable guest off ``host``; if one fits nowhere, undo and return it.
+
+        With ``max_tier`` WAITING (and not ``first_fit``), when the guests cannot all go to
+        patched and untouched hosts, the smallest first take the room there and the others follow
+        largest first (module doc); should that leave a guest with nowhere to go, the plain
+        largest-first order is used instead.
+        """
+        if max_tier == WAITING and not first_fit:
+            leaving = math.fsum(v.memory_mb for v in self.residents[host].values()
+                                if v.migratable)
+            if self._room_below_waiting(host, blocked) >= leaving - _EPS:
+                moves, stuck = self._place(host, blocked, OUTSIDE, busy, first_fit)
+                if stuck is None:
+                    return moves, None
+            settled = self._settle(host, blocked, busy)
+            if settled:
+                rest, stuck = self._place(host, blocked, max_tier, busy, first_fit)
+                if stuck is None:
+                    return settled + rest, None
+                self.undo(settled, busy)
+        return self._place(host, blocked, max_tier, busy, first_fit)
+
+    def _room_below_waiting(self, host: int, blocked: Sequence[bool]) -> float:
+        """Free memory on the patched and untouched hosts that could take ``host``'s guests."""
+        return math.fsum(self.cap_mem[d] - self.load_mem[d] for d in self.allowed[host]
+                         if self.tier[d] < WAITING and not blocked[d] and not self.down[d])
+
+    def _settle(self, host: int, blocked: Sequence[bool], busy: list[float]) -> list[Migration]:
+        """Move ``host``'s smallest guests onto patched or untouched hosts while they fit there."""
+        done: list[Migration] = []
+        for vm in reversed(self.movable(host)):
+            d = self.choose(vm, host, blocked, OUTSIDE, busy)
+            if d >= 0:
+                self.move(vm, d)
+                busy[d] += vm.seconds
+                done.append((vm, host, d))
+        return done
+
+    def _place(self, host: int, blocked: Sequence[bool], max_tier: int, busy: list[float],
+               first_fit: bool) -> tuple[list[Migration], Vm | None]:
+        """Move every movable guest left on ``host``, largest first (undone if one is stuck)."""
         done: list[Migration] = []
         for vm in self.movable(host):
             d = self.choose(vm, host, blocked, max_tier, busy, first_fit)

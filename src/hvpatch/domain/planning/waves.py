@@ -24,10 +24,18 @@ within the rules of :mod:`.capacity` (effective capacity, the N+k HA reserve) an
    must still take, whose guests go to patched hosts first and otherwise to hosts still waiting
    (they will move again); a host that cannot be emptied is replaced by the next of its group.
    So the first wave, which can only send guests to hosts still waiting, is as small as the
-   budget allows. With ``migrate_back`` every guest returns after its wave, so waves are simply
-   as large as the rules allow. If no wave can be formed, the lightest host's first guest that
-   fits nowhere is reported, host by host.
+   budget allows. With ``policy.deadline_seconds`` the budget grows to the waves expected to end
+   by then (the mean wave so far, at least the lower bound per fewest wave, sets the pace). With
+   ``migrate_back`` every guest returns after its wave, so waves are simply as large as the rules
+   allow. If no wave can be formed, the lightest host's first guest that fits nowhere is
+   reported, host by host.
 4. **Time** per wave and the cluster's **lower bound**: :mod:`.timing`.
+5. **Clusters together** (:func:`plan_clusters`, used for each ring of a campaign): clusters run
+   in parallel, so the ring lasts as long as its longest cluster. The cluster with the largest
+   lower bound is planned first, as asked; every other cluster then gets that plan's duration
+   (or that bound, if longer) as its deadline and spends the slack on smaller early waves, so
+   fewer of its guests move twice while the ring takes no longer. A cluster whose plan with a
+   deadline would end after it is planned again without one, and the shorter plan is kept.
 
 Same input, same plan: every choice is ordered by numbers and names, never by set order or chance.
 """
@@ -36,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hvpatch.domain.fleet import Cluster
 from hvpatch.domain.planning import capacity
@@ -77,7 +85,9 @@ class ClusterPolicy:
     that cannot live-migrate; ``migrate_back`` returns evacuated guests after each wave;
     ``ha_reserve_hosts`` overrides the cluster's N+k reserve for this plan (None: keep it);
     ``spare_waves`` lets the plan take that many waves more than the fewest possible, spent on
-    smaller early waves so that fewer guests move twice (module doc, step 3).
+    smaller early waves so that fewer guests move twice (module doc, step 3);
+    ``deadline_seconds`` lets it take as many more as are expected to end within that many
+    seconds of the cluster's start (:func:`plan_clusters` sets it from the ring's longest plan).
     """
 
     max_parallel_hosts: int | None = None
@@ -87,11 +97,14 @@ class ClusterPolicy:
     migrate_back: bool = False
     ha_reserve_hosts: int | None = None
     spare_waves: int = 0
+    deadline_seconds: float | None = None
 
     def __post_init__(self) -> None:
         problems = [Problem(name, "must be 1 or more") for name in
                     ("max_parallel_hosts", "migrations_per_host", "migrations_per_cluster")
                     if getattr(self, name) is not None and getattr(self, name) < 1]
+        if self.deadline_seconds is not None and not 0 < self.deadline_seconds < math.inf:
+            problems.append(Problem("deadline_seconds", "must be a number of seconds above 0"))
         problems.extend(Problem(name, "must be 0 or more") for name in
                         ("ha_reserve_hosts", "spare_waves")
                         if getattr(self, name) is not None and getattr(self, name) < 0)
@@ -137,6 +150,16 @@ def reserve_of(cluster: Cluster, policy: ClusterPolicy) -> int:
     return cluster.ha_reserve_hosts if policy.ha_reserve_hosts is None else policy.ha_reserve_hosts
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterJob:
+    """One cluster to plan with :func:`plan_clusters`: its targets (host name -> target
+    release) and its hosts already on the target (``patched``, e.g. in an earlier ring)."""
+
+    cluster: Cluster
+    targets: Mapping[str, str]
+    patched: frozenset[str] = frozenset()
+
+
 def plan_cluster(cluster: Cluster, targets: Mapping[str, str],
                  policy: ClusterPolicy = ClusterPolicy(), timing: TimeModel = TimeModel(), *,
                  patched: frozenset[str] = frozenset()) -> ClusterPlan:
@@ -144,21 +167,82 @@ def plan_cluster(cluster: Cluster, targets: Mapping[str, str],
 
     Raises :class:`InfeasiblePlan` with every reason found when no safe plan exists.
     """
-    scope = scope_cluster(cluster, targets, policy.pinned, patched)
-    if scope.failures:
-        raise InfeasiblePlan(cluster.name, scope.failures)
-    state = ClusterState(cluster, scope.tiers, timing.migration_seconds)
-    reserve = reserve_of(cluster, policy)
-    stop = shutdown_vms(state, scope)
-    problems = necessary_conditions(state, sorted(scope.labels), stop, reserve)
-    if problems:
-        raise InfeasiblePlan(cluster.name, problems)
-    bound = cluster_lower_bound(
-        state, list(scope.labels), (scope.coordinators or (None,))[0], stop,
-        (policy.max_parallel_hosts, policy.migrations_per_host, policy.migrations_per_cluster),
-        timing, reserve)
-    chooser = _WaveChooser(state, scope, policy, reserve, stop)
-    return summarise(cluster.name, *_waves(chooser, timing), scope.skipped, bound)
+    return _Prepared(ClusterJob(cluster, targets, patched), policy, timing).plan(policy)
+
+
+def plan_clusters(jobs: Iterable[ClusterJob], policy: ClusterPolicy = ClusterPolicy(),
+                  timing: TimeModel = TimeModel(), *, slack: bool = True,
+                  ) -> list[ClusterPlan | InfeasiblePlan]:
+    """Plan clusters that run in parallel (module doc, step 5); per job its plan or why none.
+
+    With ``slack`` (and without ``migrate_back`` or a deadline of the policy's own), clusters
+    off the critical path spend their slack on fewer guests moving twice; else every cluster is
+    planned as :func:`plan_cluster` would.
+    """
+    jobs = list(jobs)
+    done: dict[int, ClusterPlan | InfeasiblePlan] = {}
+    ready: dict[int, _Prepared] = {}
+    for i, job in enumerate(jobs):
+        try:
+            ready[i] = _Prepared(job, policy, timing)
+        except InfeasiblePlan as exc:
+            done[i] = exc
+    if not slack or policy.migrate_back or policy.deadline_seconds is not None or len(ready) < 2:
+        done.update((i, _attempt(prepared, policy)) for i, prepared in ready.items())
+        return [done[i] for i in range(len(jobs))]
+    deadline = 0.0
+    for i in sorted(ready, key=lambda i: (-ready[i].bound, i)):  # the critical cluster first
+        if not deadline:
+            first = done[i] = _attempt(ready[i], policy)
+            if isinstance(first, ClusterPlan):
+                deadline = max(first.seconds, first.lower_bound_seconds)
+            continue
+        plan = _attempt(ready[i], replace(policy, deadline_seconds=deadline))
+        if not isinstance(plan, ClusterPlan) or plan.seconds > deadline:
+            again = _attempt(_Prepared(jobs[i], policy, timing), policy)
+            if isinstance(again, ClusterPlan) and (not isinstance(plan, ClusterPlan)
+                                                   or again.seconds < plan.seconds):
+                plan = again
+        done[i] = plan
+    return [done[i] for i in range(len(jobs))]
+
+
+def _attempt(prepared: _Prepared, policy: ClusterPolicy) -> ClusterPlan | InfeasiblePlan:
+    try:
+        return prepared.plan(policy)
+    except InfeasiblePlan as exc:
+        return exc
+
+
+class _Prepared:
+    """A cluster checked and ready to plan once: its scope, working state, reserve, stopped
+    pinned guests and lower bound (raises :class:`InfeasiblePlan` when the checks fail)."""
+
+    def __init__(self, job: ClusterJob, policy: ClusterPolicy, timing: TimeModel) -> None:
+        cluster = job.cluster
+        scope = scope_cluster(cluster, job.targets, policy.pinned, job.patched)
+        if scope.failures:
+            raise InfeasiblePlan(cluster.name, scope.failures)
+        state = ClusterState(cluster, scope.tiers, timing.migration_seconds)
+        reserve = reserve_of(cluster, policy)
+        stop = shutdown_vms(state, scope)
+        problems = necessary_conditions(state, sorted(scope.labels), stop, reserve)
+        if problems:
+            raise InfeasiblePlan(cluster.name, problems)
+        self.scope, self.state, self.reserve, self.stop, self.timing = \
+            scope, state, reserve, stop, timing
+        self.bound = cluster_lower_bound(
+            state, list(scope.labels), (scope.coordinators or (None,))[0], stop,
+            (policy.max_parallel_hosts, policy.migrations_per_host, policy.migrations_per_cluster),
+            timing, reserve)
+
+    def plan(self, policy: ClusterPolicy) -> ClusterPlan:
+        """The cluster's plan under ``policy`` (which may differ from the preparing policy only
+        in ``spare_waves`` and ``deadline_seconds``). Once only: planning uses up the state."""
+        chooser = _WaveChooser(self.state, self.scope, policy, self.reserve, self.stop,
+                               self.bound)
+        return summarise(self.state.cluster.name, *_waves(chooser, self.timing),
+                         self.scope.skipped, self.bound)
 
 
 def _waves(chooser: _WaveChooser, timing: TimeModel) -> tuple[list[Wave], list[str]]:
@@ -169,7 +253,7 @@ def _waves(chooser: _WaveChooser, timing: TimeModel) -> tuple[list[Wave], list[s
     notes: list[str] = []
     start = 0.0
     while pending:
-        hosts, evacuations = chooser.next_wave(pending, len(waves))
+        hosts, evacuations = chooser.next_wave(pending, len(waves), start)
         if not hosts:  # the coordinator must go first; else the lightest host is explained
             first = [c for c in scope.coordinators if c in pending][:1]
             stuck = first[0] if first else min(pending, key=state.weight)
@@ -209,6 +293,37 @@ def summarise(cluster: str, waves: list[Wave], notes: list[str], skipped: tuple[
                        bound, migrations + evacuations, len(evacuated), shutdowns, tuple(notes))
 
 
+def fewest_moved_twice(cluster: Cluster, targets: Mapping[str, str],
+                       pinned: PinnedPolicy = PinnedPolicy.SHUTDOWN,
+                       patched: frozenset[str] = frozenset()) -> int:
+    """Guests that move at least twice in *any* plan of ``targets`` without migrate-back.
+
+    Guests only move within their CPU group, so in a group whose hosts all wait for the patch
+    (none patched, none outside the campaign) the first host to go sends its guests to hosts that
+    will go later: they move again. Per such group of two hosts or more that is at least the
+    fewest live-migratable running guests any of its hosts has -- or the pool coordinator's,
+    which goes first. Hosts without a CPU group may send guests anywhere, so they add their
+    own first host only when every host of the cluster waits (and the coordinator, going first,
+    when it is one of them). :func:`plan_cluster` never does better; the benchmark reports it.
+    """
+    scope = scope_cluster(cluster, targets, pinned, patched)
+    hosts = cluster.hosts
+    movable = [sum(1 for g in h.guests if g.running and g.live_migratable) for h in hosts]
+    everyone_waits = len(scope.labels) == len(hosts)
+    first = scope.coordinators[0] if scope.coordinators else None
+    groups: dict[str, list[int]] = {}
+    for i, h in enumerate(hosts):
+        groups.setdefault(h.cpu_group, []).append(i)
+    total = 0
+    for group, members in groups.items():
+        if group and (len(members) < 2 or any(i not in scope.labels for i in members)):
+            continue
+        if not group and not (everyone_waits and (len(groups) == 1 or first in members)):
+            continue
+        total += movable[first] if first in members else min(movable[i] for i in members)
+    return total
+
+
 def shutdown_vms(state: ClusterState, scope: Scope) -> dict[int, tuple[Vm, ...]]:
     """The running pinned guests each host stops for its maintenance, as planner guests."""
     return {h: tuple(state.residents[h][g.name] for g in guests)
@@ -245,14 +360,19 @@ class _WaveChooser:
     """Picks the next wave (module doc, step 3); private working object of :func:`plan_cluster`."""
 
     def __init__(self, state: ClusterState, scope: Scope, policy: ClusterPolicy, reserve: int,
-                 stop: Mapping[int, tuple[Vm, ...]]) -> None:
+                 stop: Mapping[int, tuple[Vm, ...]], bound: float = 0.0) -> None:
         self.state, self.scope, self.policy = state, scope, policy
-        self.reserve, self.stop = reserve, stop
+        self.reserve, self.stop, self.bound = reserve, stop, bound
         self.budget: int | None = None  # waves the cluster may take in all (set on first use)
+        self.pace = 0.0  # seconds a wave is expected to take at least (set with the budget)
         self.aa_room = anti_affinity_room(state, stop)
 
-    def next_wave(self, pending: list[int], waves_done: int) -> tuple[list[int], list[Migration]]:
-        """Hosts of the next wave and their evacuations (applied to the state); ([], []) if none."""
+    def next_wave(self, pending: list[int], waves_done: int, elapsed: float = 0.0,
+                  ) -> tuple[list[int], list[Migration]]:
+        """Hosts of the next wave and their evacuations (applied to the state); ([], []) if none.
+
+        ``elapsed``: seconds the ``waves_done`` waves take, for ``policy.deadline_seconds``.
+        """
         st = self.state
         coordinator = [c for c in self.scope.coordinators if c in pending][:1]
         if coordinator:
@@ -265,9 +385,15 @@ class _WaveChooser:
             limits = group_limits(st, lightest, self.stop, ordered=True)
             widest = self._most(pending, True)
         if self.budget is None:
-            self.budget = waves_done + self._fewest(pending, groups, most) \
-                + self.policy.spare_waves
+            fewest = self._fewest(pending, groups, most)
+            self.budget = waves_done + fewest + self.policy.spare_waves
+            self.pace = self.bound / (waves_done + fewest)
         left = 1 if self.policy.migrate_back else max(1, self.budget - waves_done)
+        deadline = self.policy.deadline_seconds
+        if deadline is not None and not self.policy.migrate_back:
+            pace = max(self.pace, elapsed / waves_done if waves_done else 0.0)
+            if pace > 0:
+                left = max(left, int((deadline - elapsed) // pace))
         wave = _Wave(len(st.names), {g: limit for g, (_, limit) in limits.items()}, widest)
         must = self._must(pending, groups, most, left)
         if not self.policy.migrate_back:
