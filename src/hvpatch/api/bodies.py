@@ -72,6 +72,9 @@ class PlanIn(In):
                     Field(max_length=1000)] = None
     policy: Annotated[dict[str, Any] | None, Field(description="a plan policy (rings, gates, "
                                                    "windows; see docs/planning.md)")] = None
+    history: Annotated[bool, Field(description="plan with the time model refined from the "
+                                   "rollouts recorded on real platforms (false: the built-in "
+                                   "defaults)")] = True
 
 class RolloutIn(In):
     plan: Name

@@ -9,7 +9,14 @@ import typer
 from hvpatch.cli.context import state
 from hvpatch.cli.render import OUTPUT_OPTION, Output, console, emit_json, table
 from hvpatch.cli.risk import ACTOR_OPTION, _actor
+from hvpatch.domain.planning.calibration import (
+    DEFAULT_MIN_SAMPLES,
+    Calibration,
+    Refinement,
+    model_as_dict,
+)
 from hvpatch.domain.planning.model import CampaignPlan
+from hvpatch.domain.planning.timing import TimeModel
 from hvpatch.errors import InputError, Problem
 from hvpatch.services.plans import (
     create_plan,
@@ -21,6 +28,7 @@ from hvpatch.services.plans import (
     load_plan_policy,
     summary,
 )
+from hvpatch.services.timing_history import time_model_from_history
 
 app = typer.Typer(help="Rehearse: plan a campaign like a 'terraform plan' before anything is "
                   "touched.", no_args_is_help=True)
@@ -97,6 +105,10 @@ def create(
                                        help="Plan policy YAML (see examples/plan-policy.yaml)."),
     actor: str | None = ACTOR_OPTION,
     moves: str = typer.Option("3", "--moves", help="Guest moves shown per wave, or 'all'."),
+    history: bool = typer.Option(True, "--history/--no-history",
+                                 help="Estimate durations from recorded rollouts on real "
+                                 "platforms (see 'hvpatch plan timing'), or use the built-in "
+                                 "defaults."),
     output: Output = OUTPUT_OPTION,
 ) -> None:
     """Plan a campaign for the hosts decided patch-now / through the rings, and store it.
@@ -106,7 +118,13 @@ def create(
     anti-affinity, CPU groups), places every evacuated guest, and estimates durations.
     When no safe plan exists it says which guest does not fit where, and what would fix it.
 
+    Durations come from the time model refined by the rollouts recorded on real platforms
+    (the median per step, once a step has 3 samples); --no-history uses the built-in defaults.
+    One line says which it used.
+
     Example: hvpatch plan create --name march --policy examples/plan-policy.yaml
+
+    Example: hvpatch plan create --name march-defaults --no-history
     """
     overrides = {}
     for t in target:
@@ -115,15 +133,82 @@ def create(
             raise InputError("bad --target", [Problem("--target", f"{t!r}: expected "
                                                       "LINE=RELEASE, e.g. 'esxi 7.0=latest'")])
         overrides[line.strip()] = release.strip()
-    plan_id, plan = create_plan(state(ctx).store(), requester=_actor(actor), name=name,
-                                include=include, cves=cve or None,
-                                policy=load_plan_policy(policy), overrides=overrides)
+    store = state(ctx).store()
+    calibration: Calibration | None = None
+    timing = TimeModel()
+    if history:
+        timing, calibration = time_model_from_history(store)
+    plan_id, plan = create_plan(store, requester=_actor(actor), name=name, include=include,
+                                cves=cve or None, policy=load_plan_policy(policy),
+                                overrides=overrides, timing=timing, calibration=calibration)
+    used = (calibration.describe() if calibration is not None
+            else "built-in defaults (--no-history)")
     if output is Output.JSON:
-        emit_json({"id": plan_id, "summary": summary(plan), "plan": export_plan(plan)})
+        emit_json({"id": plan_id, "summary": summary(plan),
+                   "time_model": {"used": used, "model": model_as_dict(timing),
+                                  "calibration": calibration.as_dict() if calibration
+                                  else None},
+                   "plan": export_plan(plan)})
         return
     print_plan(plan, moves=_moves(moves))
+    console.print(f"time model: {used}", highlight=False, markup=False)
     console.print(f"\nstored as plan {plan_id} ({plan.name}); next: hvpatch plan gantt "
                   f"{plan.name} --out {plan.name}.png")
+
+
+@app.command("timing")
+def timing_(
+    ctx: typer.Context,
+    include_simulated: bool = typer.Option(
+        False, "--include-simulated",
+        help="Count simulated rollouts too (their durations echo the model; for demos)."),
+    min_samples: int = typer.Option(
+        DEFAULT_MIN_SAMPLES, "--min-samples", metavar="N",
+        help="Samples a step needs before its median replaces the default."),
+    output: Output = OUTPUT_OPTION,
+) -> None:
+    """Show the time model 'plan create' uses, refined from recorded rollouts.
+
+    Every step of every host a rollout patched is recorded. Per step the median of what real
+    platforms took replaces the default once it has --min-samples samples: install (stage +
+    apply) and reboot (reboot + wait-ready) per family; checks (verify + checks), enter and exit
+    maintenance over all families; the migration rate from recorded evacuations against the
+    plans' estimates. Simulated rollouts are left out: they only echo the model back.
+
+    Example: hvpatch plan timing
+
+    Example: hvpatch plan timing --min-samples 5 --output json
+
+    Example: hvpatch plan timing --include-simulated   (after 'hvpatch demo')
+    """
+    if min_samples < 1:
+        raise InputError("bad --min-samples", [Problem("--min-samples", f"{min_samples}: "
+                                                       "expected 1 or more")])
+    model, calibration = time_model_from_history(state(ctx).store(),
+                                                 include_simulated=include_simulated,
+                                                 min_samples=min_samples)
+    if output is Output.JSON:
+        emit_json({"model": model_as_dict(model), "calibration": calibration.as_dict()})
+        return
+    console.print(f"time model: {calibration.describe()}", highlight=False, markup=False)
+    console.print(table(
+        "Per step: recorded samples, their median, the default and what plans use",
+        ["step", "family", "samples", "median", "default", "used", "note"],
+        [_timing_row(r) for r in calibration.refinements],
+        right=("samples", "median", "default", "used")))
+
+
+def _timing_row(r: Refinement) -> list[str | int]:
+    """A row of ``plan timing``: the migration's median is a ratio to the plans' estimates."""
+    if r.median is None:
+        median = "-"
+    elif r.quantity.startswith("migration"):
+        median = f"{r.median:.2f}x estimate"
+    else:
+        median = f"{r.median:,.0f} s"
+    return [r.quantity.replace("_", " "), r.family or "all", r.samples, median,
+            f"{r.default:,.0f} {r.unit}", f"{r.value:,.0f} {r.unit}",
+            r.note or ("refined" if r.applied else "")]
 
 
 @app.command("show")

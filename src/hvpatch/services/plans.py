@@ -10,6 +10,7 @@ lists every cluster's explanation.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,15 @@ from hvpatch.adapters.store.db import Store
 from hvpatch.adapters.store.models import FindingRiskRow, FindingRow, HostRiskRow, HostRow, PlanRow
 from hvpatch.adapters.store.plan_codec import plan_from_dict, plan_to_dict
 from hvpatch.adapters.yamlfile import load_yaml
+from hvpatch.domain.planning.calibration import Calibration
 from hvpatch.domain.planning.campaign import build_campaign
 from hvpatch.domain.planning.gates import DEFAULT_PLAN_POLICY, PlanPolicy, plan_policy_from_dict
 from hvpatch.domain.planning.model import CampaignPlan
 from hvpatch.domain.planning.targets import TargetedFinding, select_targets
+from hvpatch.domain.planning.timing import TimeModel
 from hvpatch.errors import InputError, NotFoundError, PlanError, Problem
 from hvpatch.services.inventory import load_fleet
+from hvpatch.services.timing_history import SUMMARY_KEY, time_model_record
 
 DECISIONS = ("patch-now", "patch-through-rings", "mitigate-first")
 
@@ -36,8 +40,11 @@ def load_plan_policy(path: Path | None) -> PlanPolicy:
     return plan_policy_from_dict(load_yaml(path), str(path)) if path else DEFAULT_PLAN_POLICY
 
 
-def _targeted(store: Store, include: Iterable[str], cves: Iterable[str] | None,
-              ) -> tuple[list[TargetedFinding], bool]:
+def targeted_findings(store: Store, include: Iterable[str], cves: Iterable[str] | None,
+                      ) -> tuple[list[TargetedFinding], bool]:
+    """The open findings a campaign targets -- those of the given CVEs, else those of hosts
+    decided one of ``include`` (deferred findings left out) -- and whether any host is decided
+    patch-now (an emergency)."""
     wanted = {c.upper() for c in cves} if cves else None
     allowed = set(include)
     with store.session() as s:
@@ -68,8 +75,14 @@ def create_plan(store: Store, *, requester: str, name: str | None = None,
                 include: Iterable[str] = ("patch-now", "patch-through-rings"),
                 cves: Iterable[str] | None = None, policy: PlanPolicy = DEFAULT_PLAN_POLICY,
                 overrides: dict[str, str] | None = None,
-                now: datetime | None = None) -> tuple[int, CampaignPlan]:
-    """Plan and store a campaign; raise PlanError (every cluster's reason) when none is safe."""
+                now: datetime | None = None, timing: TimeModel | None = None,
+                calibration: Calibration | None = None) -> tuple[int, CampaignPlan]:
+    """Plan and store a campaign; raise PlanError (every cluster's reason) when none is safe.
+
+    ``timing`` is the time model (default: the built-in one); ``calibration``, when it refined
+    ``timing`` from history, adds a note saying so. The stored summary keeps the migration rate
+    the plan assumed, which later calibrations compare recorded evacuations with.
+    """
     now = now or datetime.now(UTC)
     bad = sorted(set(include) - set(DECISIONS))
     if bad:
@@ -80,7 +93,7 @@ def create_plan(store: Store, *, requester: str, name: str | None = None,
         if s.scalar(select(PlanRow.id).where(PlanRow.name == name)) is not None:
             raise InputError("the plan name is taken", [Problem("--name", f"a plan named "
                                                                 f"{name!r} exists")])
-    targeted, emergency = _targeted(store, include, cves)
+    targeted, emergency = targeted_findings(store, include, cves)
     if not targeted:
         raise InputError("nothing to plan", [Problem(
             "--cve" if cves else "--include",
@@ -88,8 +101,12 @@ def create_plan(store: Store, *, requester: str, name: str | None = None,
                                          f" hosts decided {', '.join(include)}"))])
     fleet = load_fleet(store)
     targets, skipped = select_targets(fleet, targeted, overrides or {})
+    model = timing or TimeModel()
     plan = build_campaign(fleet, targets, skipped, policy, name=name, created=now,
-                          emergency=emergency, requester=requester, findings=len(targeted))
+                          emergency=emergency, requester=requester, findings=len(targeted),
+                          timing=model)
+    if calibration is not None and calibration.refined:
+        plan = replace(plan, notes=(*plan.notes, f"time model {calibration.brief()}"))
     if not plan.waves():
         reasons = sorted({f"{s.host}: {s.reason}" for s in plan.skipped
                           if s.reason != "no targeted finding on this host"})
@@ -99,7 +116,9 @@ def create_plan(store: Store, *, requester: str, name: str | None = None,
              else f"decisions={','.join(sorted(include))}")
     with store.session() as s:
         row = PlanRow(name=name, created=now, requester=requester, scope=scope,
-                      emergency=plan.emergency, status="draft", summary=summary(plan),
+                      emergency=plan.emergency, status="draft",
+                      summary={**summary(plan),
+                               SUMMARY_KEY: time_model_record(model, calibration)},
                       data=plan_to_dict(plan))
         s.add(row)
         s.commit()

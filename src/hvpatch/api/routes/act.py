@@ -35,6 +35,7 @@ from hvpatch.services.rollouts import (
     rollout_status,
     rollout_steps,
 )
+from hvpatch.services.timing_history import time_model_from_history
 
 router = APIRouter(tags=["plans and rollouts"])
 
@@ -60,10 +61,13 @@ def create(body: PlanIn, who: Operator, store: StoreDep, jobs: Jobs) -> dict[str
               else DEFAULT_PLAN_POLICY)
 
     def work(progress: Progress) -> dict[str, Any]:
+        timing, calibration = time_model_from_history(store) if body.history else (None, None)
         progress({"step": "planning"})
         plan_id, campaign = create_plan(store, requester=who.name, name=body.name,
-                                        include=body.include, cves=body.cves, policy=policy)
-        return {"plan": campaign.name, "id": plan_id, "summary": summary(campaign)}
+                                        include=body.include, cves=body.cves, policy=policy,
+                                        timing=timing, calibration=calibration)
+        return {"plan": campaign.name, "id": plan_id, "summary": summary(campaign),
+                "time_model": calibration.as_dict() if calibration else None}
 
     return jobs.submit("plan.create", who.name, body.model_dump(), work)
 
