@@ -151,7 +151,7 @@ def create(
                    "plan": export_plan(plan)})
         return
     print_plan(plan, moves=_moves(moves))
-    console.print(f"time model: {used}", highlight=False, markup=False)
+    console.print(f"time model: {used}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"\nstored as plan {plan_id} ({plan.name}); next: hvpatch plan gantt "
                   f"{plan.name} --out {plan.name}.png")
 
@@ -190,7 +190,8 @@ def timing_(
     if output is Output.JSON:
         emit_json({"model": model_as_dict(model), "calibration": calibration.as_dict()})
         return
-    console.print(f"time model: {calibration.describe()}", highlight=False, markup=False)
+    console.print(f"time model: {calibration.describe()}", highlight=False, markup=False,
+                  soft_wrap=True)
     console.print(table(
         "Per step: recorded samples, their median, the default and what plans use",
         ["step", "family", "samples", "median", "default", "used", "note"],
