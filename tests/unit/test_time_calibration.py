@@ -130,10 +130,10 @@ def test_the_report_says_what_changed_and_is_json() -> None:
     assert cal.refined
     assert cal.describe() == (
         "refined from 3 host patches recorded on real platforms: esxi install 1,020 s "
-        "(default 900 s), migration 666.7 MiB/s (default 1,000 MiB/s), migration overhead "
+        "(default 900 s), migration 667 MiB/s (default 1,000 MiB/s), migration overhead "
         "7.5 s (default 5 s); the rest: defaults")
     assert cal.brief().startswith("refined from 3 host patches recorded on real platforms: "
-                                  "esxi install 1,020 s, migration 666.7 MiB/s")
+                                  "esxi install 1,020 s, migration 667 MiB/s")
     data = cal.as_dict()
     assert json.loads(json.dumps(data)) == data
     assert data["refined"] and data["host_patches"] == 3 and data["min_samples"] == 3

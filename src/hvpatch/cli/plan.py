@@ -179,7 +179,8 @@ def timing_(
 
     Example: hvpatch plan timing --min-samples 5 --output json
 
-    Example: hvpatch plan timing --include-simulated   (after 'hvpatch demo')
+    Example: hvpatch plan timing --include-simulated   (simulated times include the
+    accelerated clock's own scheduling delays, multiplied by its speed: for tests and demos)
     """
     if min_samples < 1:
         raise InputError("bad --min-samples", [Problem("--min-samples", f"{min_samples}: "

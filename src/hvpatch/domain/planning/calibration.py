@@ -188,7 +188,8 @@ def _count(n: int) -> str:
 
 
 def _num(value: float) -> str:
-    return f"{value:,.1f}".removesuffix(".0")
+    """Whole numbers from 100 up (seconds: a tenth is noise there), else one decimal."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}".removesuffix(".0")
 
 
 def calibrate(base: TimeModel, observations: Iterable[PatchObservation], *,
