@@ -111,9 +111,13 @@ def page_entries(store: Store, *, after: int = 0, limit: int = 100, subject: str
 
 
 def list_entries(store: Store, *, subject: str | None = None, action: str | None = None,
-                 actor: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """The newest ``limit`` entries (oldest first), optionally filtered."""
+                 actor: str | None = None, limit: int = 100,
+                 before: int | None = None) -> list[dict[str, Any]]:
+    """The newest ``limit`` entries (oldest first), optionally filtered; with ``before``, the
+    newest of those older than entry ``before`` (paging back through the log)."""
     q = _filtered(subject, action, actor)
+    if before is not None:
+        q = q.where(AuditRow.seq < before)
     with store.session() as s:
         rows = s.scalars(q.order_by(AuditRow.seq.desc()).limit(limit)).all()
     return [entry_dict(_entry(r)) for r in reversed(rows)]

@@ -306,13 +306,25 @@ def progress(request: Request, name: PathName, who: Viewer, store: StoreDep) -> 
                                                  "ends": ENDS})
 
 
+AUDIT_PAGE = 200
+
+
 @router.get("/audit", response_class=HTMLResponse)
 def audit(request: Request, who: Viewer, store: StoreDep, subject: Filter = None,
-          actor: Filter = None) -> Response:
-    """The newest audit entries (who did what, when), optionally for one subject or actor."""
-    rows = list_entries(store, subject=subject, actor=actor, limit=200)
-    return render(request, "audit.html.j2", {"entries": list(reversed(rows)),
-                                             "subject": subject or "", "actor": actor or ""})
+          actor: Filter = None, before: Annotated[int | None, Query(ge=1)] = None) -> Response:
+    """Audit entries newest first (who did what, when), optionally for one subject or actor,
+    a page at a time; ``before`` pages back to older entries."""
+    rows = list_entries(store, subject=subject, actor=actor, limit=AUDIT_PAGE + 1,
+                        before=before)
+    more = len(rows) > AUDIT_PAGE
+    rows = rows[-AUDIT_PAGE:]
+    filters = {k: v for k, v in (("subject", subject), ("actor", actor)) if v}
+    older = (f"/audit?{urlencode({**filters, 'before': rows[0]['seq']})}"
+             if more and rows else None)
+    return render(request, "audit.html.j2", {
+        "entries": list(reversed(rows)), "subject": subject or "", "actor": actor or "",
+        "older": older, "newest": f"/audit?{urlencode(filters)}" if before else None,
+        "page": AUDIT_PAGE})
 
 
 # -- buttons ----------------------------------------------------------------------------------
