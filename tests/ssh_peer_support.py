@@ -220,7 +220,15 @@ def reset_root(root: Path) -> None:
                 f"'{PACKAGE}={OLD}'", timeout=180)
     _chroot(root, "apt-get clean")
     (root / "var/lib/hvpatch-test").mkdir(parents=True)
-    (root / "var/lib/hvpatch-test/boot_id").write_text("boot-1\n")
+    (root / BOOT_ID_FILE.lstrip("/")).write_text("boot-1\n")
+
+
+#: the peer's test boot id: a driver reads it to tell that the host rebooted
+BOOT_ID_FILE = "/var/lib/hvpatch-test/boot_id"
+#: the peer is a chroot, not a machine: "rebooting" it changes its boot id a second later
+FAKE_REBOOT = f"(sleep 1; cat /proc/sys/kernel/random/uuid > {BOOT_ID_FILE}) >/dev/null 2>&1 &"
+#: the service the kvm-ssh driver checks on the peer (up while its run file exists)
+SERVICE = "fake-libvirtd"
 
 
 def free_port() -> int:
@@ -249,11 +257,26 @@ class Peer:
         """Back to the starting point (see :func:`reset_root`)."""
         reset_root(self.root)
 
+    def service_up(self, name: str = SERVICE) -> None:
+        """The stand-in service ``name`` reports active from now on."""
+        (self.root / "run" / f"hvpatch-test-{name}").touch()
+
     def installed(self, package: str = PACKAGE) -> str:
         """The installed version of ``package`` as dpkg says, '' when absent."""
         res = subprocess.run(["chroot", str(self.root), "dpkg-query", "-W", "-f=${Version}",
                               package], capture_output=True, text=True, check=False)
         return res.stdout.strip() if res.returncode == 0 else ""
+
+
+def driver_options(peer: Peer, host: str, **extra: str) -> dict[str, str]:
+    """The kvm-ssh connection options that reach ``peer`` as ``host``: its key and host key,
+    the test boot id, the stand-in service check; ``extra`` adds or overrides."""
+    return {"hosts": f"{host}={peer.address}:{peer.port}", "key_file": str(peer.key_file),
+            "known_hosts": str(peer.known_hosts), "packages": PACKAGE,
+            "boot_id_command": f"cat {BOOT_ID_FILE}", "services": SERVICE,
+            "service_check_command": "test -e /run/hvpatch-test-{service} && echo active "
+                                     "|| echo inactive",
+            "poll_interval_s": "0.1", **extra}
 
 
 def _keygen(path: Path) -> None:
@@ -378,3 +401,11 @@ def ssh_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
             yield peer
     except PeerUnavailable as exc:
         _unavailable(str(exc))
+
+
+@pytest.fixture
+def peer_up(ssh_peer: Peer) -> Peer:
+    """The SSH peer reset to its starting point, with its stand-in libvirtd up."""
+    ssh_peer.reset()
+    ssh_peer.service_up()
+    return ssh_peer

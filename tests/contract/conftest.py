@@ -1,3 +1,4 @@
 """Fixtures of the contract tests that several modules share."""
 
-from ssh_peer_support import ssh_peer  # noqa: F401 (the real SSH peer, one per session)
+# the real SSH peer, one per session; and the same reset, with its stand-in libvirtd up
+from ssh_peer_support import peer_up, ssh_peer  # noqa: F401

@@ -38,30 +38,21 @@ from hvpatch.services.inventory import get_host
 from hvpatch.services.plans import create_plan
 from hvpatch.services.risk import assess_risk
 from hvpatch.services.rollouts import rollout_status
-from ssh_peer_support import LATEST, NEW, OLD, PACKAGE, Peer
+from ssh_peer_support import FAKE_REBOOT, LATEST, NEW, OLD, PACKAGE, Peer, driver_options
 
 HOST = "kvm-peer"
 PASSWORD = "kvm-ssh-full-flow-not-a-secret-91c2"
-FAKE_REBOOT = ("(sleep 1; cat /proc/sys/kernel/random/uuid > /var/lib/hvpatch-test/boot_id) "
-               ">/dev/null 2>&1 &")
 
 
 @pytest.fixture
-def peer(ssh_peer: Peer) -> Peer:
-    ssh_peer.reset()
-    (ssh_peer.root / "run" / "hvpatch-test-fake-libvirtd").touch()   # its service is up
-    return ssh_peer
+def peer(peer_up: Peer) -> Peer:
+    return peer_up
 
 
 def _options(peer: Peer, key_file: Path, **extra: str) -> dict[str, str]:
-    return {"hosts": f"{HOST}={peer.address}:{peer.port}", "key_file": str(key_file),
-            "known_hosts": str(peer.known_hosts), "packages": PACKAGE,
-            "site": "lab", "cluster": "kvm-a", "ring": "prod",
-            "boot_id_command": "cat /var/lib/hvpatch-test/boot_id",
-            "reboot_command": FAKE_REBOOT, "services": "fake-libvirtd",
-            "service_check_command": "test -e /run/hvpatch-test-{service} && echo active "
-                                     "|| echo inactive",
-            "poll_interval_s": "0.2", **extra}
+    return driver_options(peer, HOST, key_file=str(key_file), site="lab", cluster="kvm-a",
+                          ring="prod", reboot_command=FAKE_REBOOT, poll_interval_s="0.2",
+                          **extra)
 
 
 def _endpoint(peer: Peer, **extra: str) -> Endpoint:

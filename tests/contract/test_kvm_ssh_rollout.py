@@ -30,18 +30,9 @@ from hvpatch.services.connections import add_connection
 from hvpatch.services.inventory import get_host, import_fleet
 from hvpatch.services.rollouts import rollout_status
 from rollout_support import NOW
-from ssh_peer_support import NEW, OLD, PACKAGE, Peer
+from ssh_peer_support import FAKE_REBOOT, NEW, OLD, PACKAGE, Peer, driver_options
 
 HOST = "kvm-peer"
-FAKE_REBOOT = ("(sleep 1; cat /proc/sys/kernel/random/uuid > /var/lib/hvpatch-test/boot_id) "
-               ">/dev/null 2>&1 &")
-
-
-@pytest.fixture
-def peer(ssh_peer: Peer) -> Peer:
-    ssh_peer.reset()
-    (ssh_peer.root / "run" / "hvpatch-test-fake-libvirtd").touch()   # its service is up
-    return ssh_peer
 
 
 def _fleet() -> Fleet:
@@ -69,24 +60,19 @@ def _plan(store: Store) -> None:
 def _connect(store: Store, peer: Peer, key_copy: Path) -> None:
     add_connection(store, "kvm-lab", kind="kvm-ssh",
                    url=f"ssh://root@{peer.address}:{peer.port}", actor="alice",
-                   username="root", options={
-                       "hosts": f"{HOST}={peer.address}:{peer.port}",
-                       "key_file": str(key_copy), "known_hosts": str(peer.known_hosts),
-                       "packages": PACKAGE, "boot_id_command": "cat /var/lib/hvpatch-test/boot_id",
-                       "reboot_command": FAKE_REBOOT, "services": "fake-libvirtd",
-                       "service_check_command": "test -e /run/hvpatch-test-{service} && "
-                                                "echo active || echo inactive",
-                       "poll_interval_s": "0.2"})
+                   username="root", options=driver_options(
+                       peer, HOST, key_file=str(key_copy), reboot_command=FAKE_REBOOT,
+                       poll_interval_s="0.2"))
 
 
-def test_a_rollout_patches_the_real_host_over_ssh(peer: Peer, sqlite_url: str,
+def test_a_rollout_patches_the_real_host_over_ssh(peer_up: Peer, sqlite_url: str,
                                                   tmp_path: Path) -> None:
     store = Store(sqlite_url)
     _plan(store)
     key = tmp_path / "key"
-    key.write_bytes(peer.key_file.read_bytes())
+    key.write_bytes(peer_up.key_file.read_bytes())
     key.chmod(0o600)
-    _connect(store, peer, key)
+    _connect(store, peer_up, key)
     name = start_rollout(store, "kvm-patch", requester="alice", name="kvm-rollout",
                          policy=RolloutPolicy(checks=(
                              "reachable", "version-is-target", "guests-running",
@@ -95,10 +81,10 @@ def test_a_rollout_patches_the_real_host_over_ssh(peer: Peer, sqlite_url: str,
     state = asyncio.run(drive(store, name, heartbeat_s=0.2))
     status = rollout_status(store, name)
     assert state == "completed", (status["reason"], status["recent_failures"])
-    installed = subprocess.run(["chroot", str(peer.root), "dpkg-query", "-W", "-f=${Version}",
+    installed = subprocess.run(["chroot", str(peer_up.root), "dpkg-query", "-W", "-f=${Version}",
                                 PACKAGE], capture_output=True, text=True, check=True).stdout
     assert installed == NEW                                      # really upgraded
-    assert not (peer.root / "var/lib/hvpatch/maintenance").exists()   # out of maintenance
+    assert not (peer_up.root / "var/lib/hvpatch/maintenance").exists()   # out of maintenance
     host = get_host(store, HOST)
     assert {p.name: p.version for p in host.software.packages}[PACKAGE] == NEW  # verified
     with store.session() as s:
@@ -111,7 +97,7 @@ def test_a_rollout_patches_the_real_host_over_ssh(peer: Peer, sqlite_url: str,
     assert verify_store(store).ok
     with store.session() as s:
         trail = " ".join(str(d) for d in s.scalars(select(AuditRow.details)))
-    assert peer.key_file.read_text()[:60] not in trail
+    assert peer_up.key_file.read_text()[:60] not in trail
     store.close()
 
 

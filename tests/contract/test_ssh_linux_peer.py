@@ -24,11 +24,13 @@ from hvpatch.errors import PermanentStepError, TemporaryStepError
 from hvpatch.ports.connector import Endpoint
 from hvpatch.ports.driver import HypervisorDriver
 from ssh_peer_support import (
+    FAKE_REBOOT,
     NEW,
     OLD,
     PACKAGE,
     REPO_ROOT,
     Peer,
+    driver_options,
 )
 
 HOST = "kvm-peer"
@@ -44,15 +46,8 @@ def peer(ssh_peer: Peer) -> Peer:
 
 
 def endpoint(peer: Peer, **options: str) -> Endpoint:
-    base = {"hosts": f"{HOST}={peer.address}:{peer.port}", "key_file": str(peer.key_file),
-            "known_hosts": str(peer.known_hosts), "packages": PACKAGE,
-            "boot_id_command": "cat /var/lib/hvpatch-test/boot_id",
-            "services": "fake-libvirtd",
-            "service_check_command": "test -e /run/hvpatch-test-{service} && echo active "
-                                     "|| echo inactive",
-            "poll_interval_s": "0.1"}
     return Endpoint("kvm-ssh", "peer", f"ssh://{peer.address}:{peer.port}", username="root",
-                    password=PASSWORD, options={**base, **options})
+                    password=PASSWORD, options=driver_options(peer, HOST, **options))
 
 
 def run(coro: Any) -> Any:
@@ -213,11 +208,6 @@ def test_rollback_reinstalls_the_recorded_previous_version(peer: Peer) -> None:
 
 # --- reboot, readiness, probe, maintenance -----------------------------------------------------
 
-# the peer is a chroot, not a machine: "rebooting" it changes its boot id a second later
-FAKE_REBOOT = ("(sleep 1; cat /proc/sys/kernel/random/uuid > /var/lib/hvpatch-test/boot_id) "
-               ">/dev/null 2>&1 &")
-
-
 def test_reboot_then_wait_ready_sees_a_new_boot_id(peer: Peer) -> None:
     async def scenario() -> tuple[str, str]:
         driver = SshLinuxDriver(endpoint(peer, reboot_command=FAKE_REBOOT))
@@ -254,7 +244,7 @@ def test_failing_reboot_command_is_permanent(peer: Peer) -> None:
 def test_probe_reports_each_service(peer: Peer) -> None:
     down = call(peer, "probe", HOST)
     assert not down.services_ok and down.services == {"fake-libvirtd": "inactive"}
-    (peer.root / "run/hvpatch-test-fake-libvirtd").touch()
+    peer.service_up()
     up = call(peer, "probe", HOST)
     assert up.services_ok and up.services == {"fake-libvirtd": "active"}
 
